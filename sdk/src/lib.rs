@@ -1,0 +1,94 @@
+//! # gust-sdk: write gust functions in Rust
+//!
+//! A gust function is a `wasi:http/proxy` component. With this crate, writing
+//! one is writing an ordinary function from an [`http::Request`] to anything
+//! that converts into an [`http::Response`], and exporting it with one macro
+//! line:
+//!
+//! ```ignore
+//! use gust_sdk::{Request, Response, RequestExt};
+//!
+//! fn handle(req: Request) -> Response {
+//!     let name = req.param("name").unwrap_or("world").to_owned();
+//!     http::Response::builder()
+//!         .status(200)
+//!         .header("content-type", "text/plain")
+//!         .body(format!("Hello, {name}!\n").into_bytes())
+//!         .unwrap()
+//! }
+//!
+//! gust_sdk::export!(handle);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2`; the `.wasm`
+//! in `target/wasm32-wasip2/release/` is the component to name in `gust.toml`.
+//!
+//! The request body is read completely before the handler runs and the
+//! response body is streamed back to the host in chunks. Route information
+//! that gust adds (the matched pattern and the named parameters) is available
+//! through [`RequestExt`]. A panic in the handler traps the instance, which
+//! gust answers with `500`.
+
+pub mod bindings;
+mod request;
+mod response;
+
+pub use http;
+pub use request::{RequestExt, RouteParams};
+pub use response::IntoResponse;
+
+/// The request a handler receives: the body is the complete request body.
+pub type Request = http::Request<Vec<u8>>;
+
+/// The response a handler usually returns.
+pub type Response = http::Response<Vec<u8>>;
+
+/// Headers gust sets on every request it routes to a function.
+pub mod headers {
+    /// The route pattern that matched, e.g. `/users/{id}`.
+    pub const ROUTE: &str = "x-gust-route";
+    /// Prefix of one header per named route parameter: `x-gust-param-id`.
+    pub const PARAM_PREFIX: &str = "x-gust-param-";
+}
+
+/// Exports a handler `fn(Request) -> impl IntoResponse` as the component's
+/// `wasi:http/incoming-handler`.
+#[macro_export]
+macro_rules! export {
+    ($handler:path) => {
+        const _: () = {
+            struct GustHandler;
+            impl $crate::bindings::exports::wasi::http::incoming_handler::Guest for GustHandler {
+                fn handle(
+                    request: $crate::bindings::wasi::http::types::IncomingRequest,
+                    out: $crate::bindings::wasi::http::types::ResponseOutparam,
+                ) {
+                    $crate::__private::serve(request, out, $handler)
+                }
+            }
+            $crate::bindings::__export_handler!(GustHandler with_types_in $crate::bindings);
+        };
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
+    use crate::{IntoResponse, Request};
+
+    /// Reads the request, runs the handler and writes its response.
+    pub fn serve<F, R>(incoming: IncomingRequest, out: ResponseOutparam, handler: F)
+    where
+        F: FnOnce(Request) -> R,
+        R: IntoResponse,
+    {
+        let response = match crate::request::read(incoming) {
+            Ok(request) => handler(request).into_response(),
+            Err(message) => http::Response::builder()
+                .status(400)
+                .body(message.into_bytes())
+                .unwrap_or_default(),
+        };
+        crate::response::write(out, response);
+    }
+}
