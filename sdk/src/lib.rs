@@ -66,7 +66,7 @@ macro_rules! export {
                     $crate::__private::serve(request, out, $handler)
                 }
             }
-            $crate::bindings::__export_handler!(GustHandler with_types_in $crate::bindings);
+    $crate::bindings::__export_handler!(GustHandler with_types_in $crate::bindings);
         };
     };
 }

@@ -1,7 +1,9 @@
 //! Turning handler results into `wasi:http` outgoing responses.
 
 use crate::Response;
-use crate::bindings::wasi::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use crate::bindings::wasi::http::types::{
+    Fields, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 /// Anything a handler may return.
 pub trait IntoResponse {

@@ -1,0 +1,101 @@
+//! Compiles `guest-examples/` to components (feature `builtin-examples`) so
+//! the `gust` binary can serve them and the tests can use them, with no
+//! manual step. The generated `examples.rs` names each component's bytes and
+//! path.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every crate in `guest-examples/`, in the order they are listed.
+const EXAMPLES: &[&str] = &["hello", "echo", "trap", "spin", "work", "raw"];
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CARGO_FEATURE_BUILTIN_EXAMPLES");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let generated = out_dir.join("examples.rs");
+    if env::var_os("CARGO_FEATURE_BUILTIN_EXAMPLES").is_none() {
+        std::fs::write(&generated, "").expect("writing examples.rs");
+        return;
+    }
+
+    let crate_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = crate_dir
+        .parent()
+        .expect("runtime/ sits in the workspace root");
+    let examples = root.join("guest-examples");
+    for dir in ["guest-examples", "sdk", "wit"] {
+        watch(&root.join(dir));
+    }
+
+    // `<target>/<profile>/build/<crate>-<hash>/out` -> `<target>/guest-examples`,
+    // shared by every profile so the guests build once.
+    let target_dir = out_dir
+        .ancestors()
+        .nth(4)
+        .map(|t| t.join("guest-examples"))
+        .unwrap_or_else(|| out_dir.join("guest-examples"));
+
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(examples.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        // The outer build's flags and wrappers (clippy, coverage) are for the
+        // host crates, not for the guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .env_remove("CARGO_MAKEFLAGS")
+        .status()
+        .expect("running cargo to build guest-examples");
+    assert!(
+        status.success(),
+        "building guest-examples for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)"
+    );
+
+    let release = target_dir.join("wasm32-wasip2").join("release");
+    let mut code = String::new();
+    for name in EXAMPLES {
+        let path = release.join(format!("{name}.wasm"));
+        assert!(path.is_file(), "missing {}", path.display());
+        let upper = name.to_uppercase();
+        let path = path.display().to_string();
+        writeln!(code, "/// The `{name}` example component.").unwrap();
+        writeln!(code, "pub const {upper}: &[u8] = include_bytes!({path:?});").unwrap();
+        writeln!(code, "/// Where the `{name}` example component was built.").unwrap();
+        writeln!(code, "pub const {upper}_PATH: &str = {path:?};").unwrap();
+    }
+    std::fs::write(&generated, code).expect("writing examples.rs");
+}
+
+/// Reruns the build script when anything under `dir` changes, except build
+/// output.
+fn watch(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        if path.is_dir() {
+            watch(&path);
+        } else {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The one wasmtime [`Engine`] of a gust process and its epoch ticker.
+//!
+//! The engine is configured for serving many short invocations: async
+//! support, fuel metering, epoch interruption, the pooling instance allocator
+//! (with a logged fallback to on-demand allocation when the address space is
+//! too small to reserve the pool) and copy-on-write memory images.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How to build the engine. Every setter documents its default.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pooling: bool,
+    max_instances: u32,
+    max_memory_size: usize,
+    epoch_tick: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            pooling: true,
+            max_instances: 1000,
+            max_memory_size: 256 << 20,
+            epoch_tick: Duration::from_millis(5),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Use the pooling instance allocator. Default: `true`. When the pool
+    /// cannot be reserved, gust logs a warning and allocates on demand.
+    pub fn pooling(mut self, on: bool) -> Self {
+        self.pooling = on;
+        self
+    }
+
+    /// Component instances that may be live at once (the pool's size, so
+    /// the limit on concurrent invocations). Default: 1000.
+    pub fn max_instances(mut self, n: u32) -> Self {
+        self.max_instances = n.max(1);
+        self
+    }
+
+    /// Largest linear memory one instance may grow to, in bytes.
+    /// Default: 256 MiB.
+    pub fn max_memory_size(mut self, bytes: usize) -> Self {
+        self.max_memory_size = bytes;
+        self
+    }
+
+    /// How often the epoch advances: the granularity of deadlines and of
+    /// yielding a busy guest back to the scheduler. Default: 5 ms.
+    pub fn epoch_tick(mut self, tick: Duration) -> Self {
+        self.epoch_tick = tick.max(Duration::from_micros(100));
+        self
+    }
+
+    fn wasmtime_config(&self, pooling: bool) -> Config {
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .epoch_interruption(true)
+            .memory_init_cow(true)
+            .wasm_component_model(true);
+        if pooling {
+            let n = self.max_instances;
+            let mut pool = PoolingAllocationConfig::default();
+            // Components hold several core instances, memories and tables
+            // (the main module plus shims), hence the multiples.
+            pool.total_component_instances(n)
+                .total_core_instances(n.saturating_mul(4))
+                .total_memories(n.saturating_mul(2))
+                .total_tables(n.saturating_mul(4))
+                .total_stacks(n)
+                .max_memory_size(self.max_memory_size);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        config
+    }
+}
+
+/// The process's engine plus the thread that drives its epoch.
+#[derive(Clone)]
+pub struct GustEngine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    pooling: bool,
+    epoch_tick: Duration,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl GustEngine {
+    /// Builds the engine and starts the epoch ticker.
+    pub fn new(config: &EngineConfig) -> anyhow::Result<GustEngine> {
+        let (engine, pooling) = if config.pooling {
+            match Engine::new(&config.wasmtime_config(true)) {
+                Ok(engine) => (engine, true),
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot reserve the pooling allocator; allocating instances on demand"
+                    );
+                    (Engine::new(&config.wasmtime_config(false))?, false)
+                }
+            }
+        } else {
+            (Engine::new(&config.wasmtime_config(false))?, false)
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            let tick = config.epoch_tick;
+            std::thread::Builder::new()
+                .name("gust-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        engine.increment_epoch();
+                    }
+                })
+                .context("starting the epoch ticker thread")?
+        };
+        tracing::debug!(pooling, tick = ?config.epoch_tick, "engine ready");
+        Ok(GustEngine {
+            inner: Arc::new(Inner {
+                engine,
+                pooling,
+                epoch_tick: config.epoch_tick,
+                stop,
+                ticker: Some(ticker),
+            }),
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Whether the pooling allocator is in use.
+    pub fn is_pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// The epoch tick.
+    pub fn epoch_tick(&self) -> Duration {
+        self.inner.epoch_tick
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! The `gust.toml` document as written: serde types, unknown fields rejected.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::router::RoutePattern;
+
+/// A whole `gust.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Server settings; every one has a default.
+    #[serde(default)]
+    pub server: ServerDecl,
+    /// Limits that apply to every function unless it overrides them.
+    #[serde(default)]
+    pub defaults: LimitsDecl,
+    /// Functions by id.
+    #[serde(default)]
+    pub functions: BTreeMap<FunctionId, FunctionDecl>,
+    /// Routes, in declaration order.
+    #[serde(default)]
+    pub routes: Vec<RouteDecl>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerDecl {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// Largest request body accepted, in bytes (413 past it).
+    pub max_body_size: Option<u64>,
+    /// How long a client may take to send its request headers.
+    #[serde(default, with = "humantime_serde")]
+    pub header_read_timeout: Option<Duration>,
+}
+
+/// Per-invocation limits: `[defaults]` or inside a function.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDecl {
+    /// Fuel (Wasm instructions) one invocation may consume.
+    pub fuel: Option<u64>,
+    /// Wall-clock deadline of one invocation, e.g. `"5s"` or `"250ms"`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// `[functions.ID]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionDecl {
+    /// Path to the component, relative to the manifest's directory.
+    pub component: PathBuf,
+    /// Overrides `[defaults].fuel`.
+    pub fuel: Option<u64>,
+    /// Overrides `[defaults].timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDecl {
+    /// The path pattern: `/hello`, `/users/{id}`, `/static/{*rest}`.
+    pub path: RoutePattern,
+    /// The function that serves it.
+    pub function: FunctionId,
+    /// Methods accepted; all when absent.
+    pub methods: Option<Vec<MethodName>>,
+}
+
+/// A function id: 1 to 64 of `a-z`, `0-9`, `-`, `_`, starting with a letter
+/// or digit. Ids appear in logs, metrics and billing records, so they are
+/// kept plain.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct FunctionId(String);
+
+impl FunctionId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for FunctionId {
+    type Error = String;
+    fn try_from(id: String) -> Result<Self, String> {
+        let ok_first = id
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let ok_rest = id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if id.len() <= 64 && ok_first && ok_rest {
+            Ok(FunctionId(id))
+        } else {
+            Err(format!(
+                "invalid function id `{id}`: use 1 to 64 of a-z, 0-9, `-` and `_`, starting with a letter or digit"
+            ))
+        }
+    }
+}
+
+impl TryFrom<&str> for FunctionId {
+    type Error = String;
+    fn try_from(id: &str) -> Result<Self, String> {
+        id.to_owned().try_into()
+    }
+}
+
+impl fmt::Display for FunctionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An HTTP method name, upper case (`GET`, `POST`, or an extension method).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct MethodName(pub http::Method);
+
+impl TryFrom<String> for MethodName {
+    type Error = String;
+    fn try_from(name: String) -> Result<Self, String> {
+        let upper = !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase());
+        match http::Method::from_bytes(name.as_bytes()) {
+            Ok(method) if upper => Ok(MethodName(method)),
+            _ => Err(format!(
+                "invalid HTTP method `{name}`: use upper-case names like GET or POST"
+            )),
+        }
+    }
+}
+
+/// `humantime` durations (`"5s"`, `"250ms"`) for optional fields.
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        humantime::parse_duration(&text).map(Some).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}`: {e} (write e.g. \"5s\" or \"250ms\")"
+            ))
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! Snapshot tests of valid and invalid manifests.
+
+use std::path::Path;
+
+use super::*;
+
+/// A directory with empty `.wasm` files for the names the tests use:
+/// validation checks that component files exist, not what is in them.
+fn fixture_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["hello.wasm", "users.wasm"] {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    dir
+}
+
+fn check(text: &str) -> Result<AppSpec, ManifestError> {
+    let dir = fixture_dir();
+    let result =
+        Manifest::parse(text, "gust.toml").and_then(|m| m.validate(dir.path(), "gust.toml"));
+    // Paths in errors would differ per run; name the fixture dir `<dir>`.
+    result.map_err(|mut e| {
+        for p in &mut e.problems {
+            p.message = p
+                .message
+                .replace(&dir.path().display().to_string(), "<dir>");
+        }
+        e
+    })
+}
+
+fn error(text: &str) -> String {
+    check(text).unwrap_err().to_string()
+}
+
+/// Renders a valid spec so snapshots show what validation produced.
+fn describe(spec: &AppSpec, base: &Path) -> String {
+    let mut out = format!("server: {:?}\n", spec.server);
+    for f in &spec.functions {
+        let source = match &f.source {
+            ComponentSource::File(p) => p.strip_prefix(base).unwrap_or(p).display().to_string(),
+            ComponentSource::Embedded(_) => "<embedded>".to_owned(),
+        };
+        out += &format!(
+            "function {}: {} fuel={} timeout={:?}\n",
+            f.id, source, f.limits.fuel, f.limits.timeout
+        );
+    }
+    for r in spec.router.routes() {
+        out += &format!(
+            "route {} {:?} -> {}\n",
+            r.pattern(),
+            r.methods(),
+            spec.functions[*r.target()].id
+        );
+    }
+    out
+}
+
+#[test]
+fn full_manifest() {
+    let dir = fixture_dir();
+    let text = r#"
+[server]
+listen = "0.0.0.0:9000"
+max_body_size = 1048576
+header_read_timeout = "5s"
+
+[defaults]
+fuel = 1_000_000
+timeout = "3s"
+
+[functions.hello]
+component = "hello.wasm"
+
+[functions.users]
+component = "users.wasm"
+fuel = 42
+timeout = "250ms"
+
+[[routes]]
+path = "/hello"
+function = "hello"
+methods = ["GET"]
+
+[[routes]]
+path = "/users/{id}"
+function = "users"
+methods = ["GET", "DELETE"]
+
+[[routes]]
+path = "/static/{*rest}"
+function = "hello"
+"#;
+    let spec = Manifest::parse(text, "gust.toml")
+        .and_then(|m| m.validate(dir.path(), "gust.toml"))
+        .unwrap();
+    insta::assert_snapshot!(describe(&spec, dir.path()));
+}
+
+#[test]
+fn minimal_manifest_gets_defaults() {
+    let dir = fixture_dir();
+    let text = r#"
+functions.hello.component = "hello.wasm"
+routes = [{ path = "/", function = "hello" }]
+"#;
+    let spec = Manifest::parse(text, "gust.toml")
+        .and_then(|m| m.validate(dir.path(), "gust.toml"))
+        .unwrap();
+    insta::assert_snapshot!(describe(&spec, dir.path()));
+}
+
+#[test]
+fn unknown_field() {
+    insta::assert_snapshot!(error(
+        r#"
+[functions.hello]
+component = "hello.wasm"
+fule = 10
+"#
+    ));
+}
+
+#[test]
+fn unknown_table() {
+    insta::assert_snapshot!(error("[sever]\nlisten = \"127.0.0.1:1\"\n"));
+}
+
+#[test]
+fn wrong_type() {
+    insta::assert_snapshot!(error(
+        r#"
+[defaults]
+fuel = "lots"
+"#
+    ));
+}
+
+#[test]
+fn bad_duration() {
+    insta::assert_snapshot!(error(
+        r#"
+[defaults]
+timeout = "ten seconds"
+"#
+    ));
+}
+
+#[test]
+fn bad_route_pattern() {
+    insta::assert_snapshot!(error(
+        r#"
+functions.hello.component = "hello.wasm"
+[[routes]]
+path = "/files/{*rest}/meta"
+function = "hello"
+"#
+    ));
+}
+
+#[test]
+fn bad_function_id() {
+    insta::assert_snapshot!(error(
+        r#"
+[functions."Hello World"]
+component = "hello.wasm"
+"#
+    ));
+}
+
+#[test]
+fn bad_method() {
+    insta::assert_snapshot!(error(
+        r#"
+functions.hello.component = "hello.wasm"
+[[routes]]
+path = "/"
+function = "hello"
+methods = ["get"]
+"#
+    ));
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    insta::assert_snapshot!(error(
+        r#"
+[defaults]
+fuel = 0
+
+[functions.hello]
+component = "hello.wasm"
+timeout = "0s"
+
+[functions.ghost]
+component = "missing/ghost.wasm"
+
+[[routes]]
+path = "/users/{id}"
+function = "hello"
+
+[[routes]]
+path = "/users/{name}"
+function = "hello"
+methods = ["GET"]
+
+[[routes]]
+path = "/nope"
+function = "nobody"
+
+[[routes]]
+path = "/empty"
+function = "hello"
+methods = []
+"#
+    ));
+}
+
+#[test]
+fn no_routes() {
+    insta::assert_snapshot!(error("functions.hello.component = \"hello.wasm\"\n"));
+}
+
+#[test]
+fn same_path_different_methods_is_fine() {
+    let spec = check(
+        r#"
+functions.hello.component = "hello.wasm"
+functions.users.component = "users.wasm"
+routes = [
+  { path = "/items", function = "hello", methods = ["GET"] },
+  { path = "/items", function = "users", methods = ["POST"] },
+]
+"#,
+    )
+    .unwrap();
+    assert_eq!(spec.router.routes().len(), 2);
+}
+
+#[test]
+fn missing_file_is_reported_with_its_path() {
+    let err = Manifest::load(Path::new("/nonexistent/gust.toml")).unwrap_err();
+    assert_eq!(err.origin, "/nonexistent/gust.toml");
+    assert!(err.to_string().contains("cannot read file"), "{err}");
+}
+
+#[test]
+fn single_component_serves_every_path() {
+    let dir = fixture_dir();
+    let spec = AppSpec::single_component(&dir.path().join("hello.wasm")).unwrap();
+    assert_eq!(spec.functions[0].id.as_str(), "hello");
+    let m = spec
+        .router
+        .lookup(&http::Method::POST, "/any/path")
+        .unwrap();
+    assert_eq!(*m.route.target(), 0);
+    let err = AppSpec::single_component(&dir.path().join("nope.wasm")).unwrap_err();
+    assert!(
+        err.to_string().contains("component file not found"),
+        "{err}"
+    );
+}

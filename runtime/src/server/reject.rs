@@ -1,0 +1,86 @@
+//! Every way the server answers a request itself, and the status of each.
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::metering::Outcome;
+
+/// A request the server answers without (or instead of) a guest response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// No route matches the path: 404.
+    NotFound,
+    /// Routes match the path, not the method: 405 with `Allow`.
+    MethodNotAllowed(Vec<http::Method>),
+    /// The body is larger than `[server].max_body_size`: 413.
+    BodyTooLarge,
+    /// The request cannot be handed to a guest (e.g. no `Host`): 400.
+    BadRequest,
+    /// The invocation ended without a response (trap, fuel, deadline,
+    /// overload, no response): the status of [`Outcome`].
+    Failed(Outcome),
+    /// The guest answered with a `wasi:http` error code: 500.
+    GuestError,
+}
+
+impl Rejection {
+    /// The status this rejection is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BadRequest => StatusCode::BAD_REQUEST,
+            Rejection::Failed(outcome) => crate::function::failure_status(*outcome),
+            Rejection::GuestError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn message(&self) -> &'static str {
+        match self {
+            Rejection::NotFound => "not found",
+            Rejection::MethodNotAllowed(_) => "method not allowed",
+            Rejection::BodyTooLarge => "request body too large",
+            Rejection::BadRequest => "bad request",
+            Rejection::Failed(Outcome::Trap) => "function trapped",
+            Rejection::Failed(Outcome::OutOfFuel) => "function ran out of fuel",
+            Rejection::Failed(Outcome::Timeout) => "function timed out",
+            Rejection::Failed(Outcome::Overloaded) => "server overloaded, retry later",
+            Rejection::Failed(Outcome::NoResponse | Outcome::Ok) => "function sent no response",
+            Rejection::GuestError => "function failed",
+        }
+    }
+
+    /// The response: the status, a short plain-text body, and `Allow` or
+    /// `Retry-After` where they apply.
+    pub fn into_response(self) -> hyper::Response<HyperOutgoingBody> {
+        let mut response = hyper::Response::new(text_body(format!("{}\n", self.message())));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        match &self {
+            Rejection::MethodNotAllowed(allow) => {
+                let allow: Vec<&str> = allow.iter().map(http::Method::as_str).collect();
+                if let Ok(value) = HeaderValue::from_str(&allow.join(", ")) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            Rejection::Failed(Outcome::Overloaded) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+fn text_body(text: String) -> HyperOutgoingBody {
+    Full::new(Bytes::from(text))
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}

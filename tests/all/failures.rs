@@ -1,0 +1,97 @@
+//! Misbehaving guests get the right status and disturb nobody else.
+
+use std::time::{Duration, Instant};
+
+use gust_runtime::Outcome;
+use http::StatusCode;
+
+use crate::support::TestServer;
+
+const MANIFEST: &str = r#"
+[functions.hello]
+component = "{HELLO}"
+[functions.trap]
+component = "{TRAP}"
+[functions.spin]
+component = "{SPIN}"
+timeout = "1s"
+[functions.work]
+component = "{WORK}"
+fuel = 200000
+
+[[routes]]
+path = "/hello"
+function = "hello"
+[[routes]]
+path = "/trap"
+function = "trap"
+[[routes]]
+path = "/spin"
+function = "spin"
+[[routes]]
+path = "/work"
+function = "work"
+"#;
+
+#[tokio::test]
+async fn trap_is_500_and_the_next_request_succeeds() {
+    let server = TestServer::start(MANIFEST).await;
+    for _ in 0..3 {
+        let reply = server.get("/trap").await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(reply.text(), "function trapped\n");
+        let record = server.record(&reply.request_id()).await;
+        assert_eq!(record.outcome, Outcome::Trap);
+        assert_eq!(record.status, 500);
+        assert!(record.fuel_consumed > 0);
+
+        let reply = server.get("/hello").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn infinite_loop_is_504_at_the_deadline_while_others_are_served() {
+    let server = std::sync::Arc::new(TestServer::start(MANIFEST).await);
+    let started = Instant::now();
+    let spinning = {
+        let server = server.clone();
+        tokio::spawn(async move { (server.get("/spin").await, Instant::now()) })
+    };
+    // While the guest spins, other requests are answered.
+    let mut last_hello = Instant::now();
+    for _ in 0..10 {
+        let reply = server.get("/hello").await;
+        assert_eq!(reply.status, StatusCode::OK);
+        last_hello = Instant::now();
+    }
+    let (reply, spin_done) = spinning.await.unwrap();
+    assert!(
+        last_hello < spin_done,
+        "hello requests should finish while /spin is still running"
+    );
+    assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(reply.text(), "function timed out\n");
+    // The deadline is 1 s; allow a generous margin for a loaded machine.
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let record = server.record(&reply.request_id()).await;
+    assert_eq!(record.outcome, Outcome::Timeout);
+    assert_eq!(record.status, 504);
+}
+
+#[tokio::test]
+async fn out_of_fuel_is_500_and_consumes_the_whole_budget() {
+    let server = TestServer::start(MANIFEST).await;
+    let reply = server.get("/work?n=10000000").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.text(), "function ran out of fuel\n");
+    let record = server.record(&reply.request_id()).await;
+    assert_eq!(record.outcome, Outcome::OutOfFuel);
+    assert_eq!(record.fuel_budget, 200_000);
+    assert_eq!(record.fuel_consumed, 200_000);
+    // A small amount of work still fits the budget.
+    let reply = server.get("/work?n=10").await;
+    assert_eq!(reply.status, StatusCode::OK);
+}

@@ -1,0 +1,13 @@
+//! gust's integration tests: real components from `guest-examples/`, served
+//! over real HTTP on 127.0.0.1 ephemeral ports.
+
+mod support;
+
+mod concurrency;
+mod echo;
+mod failures;
+mod fuel;
+mod loading;
+mod raw;
+mod routing;
+mod shutdown;

@@ -1,0 +1,171 @@
+//! A gust server on an ephemeral loopback port, and an HTTP client for it.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gust_runtime::{App, EngineConfig, GustEngine, InvocationRecord, Manifest, Server};
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+pub use gust_runtime::examples;
+
+/// Every request a test makes is bounded by this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One engine for the whole test binary, as in a gust process.
+pub fn engine() -> &'static GustEngine {
+    static ENGINE: OnceLock<GustEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| GustEngine::new(&EngineConfig::default()).expect("engine"))
+}
+
+/// A running server. Shut down (gracefully) on drop.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    records: Arc<Mutex<Vec<InvocationRecord>>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A response with its body read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn request_id(&self) -> String {
+        self.headers
+            .get("x-request-id")
+            .expect("every response has x-request-id")
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+impl TestServer {
+    /// Starts a server for a manifest. `{HELLO}`, `{ECHO}`, ... in the text
+    /// are replaced by the example components' paths.
+    pub async fn start(manifest: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let text = manifest
+            .replace("{HELLO}", examples::HELLO_PATH)
+            .replace("{ECHO}", examples::ECHO_PATH)
+            .replace("{TRAP}", examples::TRAP_PATH)
+            .replace("{SPIN}", examples::SPIN_PATH)
+            .replace("{WORK}", examples::WORK_PATH)
+            .replace("{RAW}", examples::RAW_PATH);
+        let path = dir.path().join("gust.toml");
+        std::fs::write(&path, text).unwrap();
+        let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        spec.server.listen = "127.0.0.1:0".parse().unwrap();
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let sink = records.clone();
+        let app = App::load(engine(), spec)
+            .unwrap()
+            .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
+            .unwrap();
+        let server = Server::new(app).shutdown_grace(Duration::from_secs(10));
+        let listener = server.bind().await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server.serve(listener, async {
+            let _ = rx.await;
+        }));
+        TestServer {
+            addr,
+            records,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops accepting, waits for in-flight requests, returns the result.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let task = self.task.take().expect("stopped once");
+        tokio::time::timeout(REQUEST_TIMEOUT, task).await??
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Request::get(path).body(Bytes::new()).unwrap())
+            .await
+    }
+
+    /// Sends one request on a fresh HTTP/1.1 connection.
+    pub async fn send(&self, request: Request<Bytes>) -> Reply {
+        tokio::time::timeout(REQUEST_TIMEOUT, send(self.addr, request))
+            .await
+            .expect("request timed out")
+            .expect("request failed")
+    }
+
+    /// The usage record of a request, waiting for its invocation to end.
+    pub async fn record(&self, request_id: &str) -> InvocationRecord {
+        for _ in 0..1000 {
+            let found = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|r| r.request_id == request_id)
+                .cloned();
+            if let Some(record) = found {
+                return record;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no usage record for request {request_id}");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Sends one request to `addr` over a new HTTP/1.1 connection.
+pub async fn send(addr: SocketAddr, request: Request<Bytes>) -> anyhow::Result<Reply> {
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let (mut parts, body) = request.into_parts();
+    parts
+        .headers
+        .entry(http::header::HOST)
+        .or_insert(http::HeaderValue::from_static("localhost"));
+    let response = sender
+        .send_request(Request::from_parts(parts, Full::new(body)))
+        .await?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await?.to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
+}

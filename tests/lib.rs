@@ -1,0 +1,1 @@
+//! gust's integration tests live in `all/`; this crate has no library code.
