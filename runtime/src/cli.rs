@@ -87,7 +87,8 @@ fn serve(target: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::Result<()
         let server = Server::new(app);
         let listener = server.bind().await?;
         let addr = listener.local_addr()?;
-        tracing::info!(routes = ?routes, "serving on http://{addr}");
+        tracing::info!(routes = ?routes, "routes");
+        tracing::info!("serving on http://{addr}");
         server.serve(listener, shutdown_signal()).await
     })
 }

@@ -63,7 +63,12 @@ const WRITE_CHUNK: usize = 4096;
 
 /// Sends the head through `out`, then streams the body.
 pub(crate) fn write(out: ResponseOutparam, response: Response) {
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    // The whole body is known, so the client gets a length, not chunks.
+    parts
+        .headers
+        .entry(http::header::CONTENT_LENGTH)
+        .or_insert_with(|| http::HeaderValue::from(body.len()));
     let entries: Vec<(String, Vec<u8>)> = parts
         .headers
         .iter()
