@@ -20,7 +20,7 @@ struct Inner {
     functions: Vec<Function>,
     router: Router<usize>,
     settings: ServerSettings,
-    sink: Option<RecordSink>,
+    sinks: Arc<[RecordSink]>,
 }
 
 impl App {
@@ -33,7 +33,7 @@ impl App {
         let functions = spec
             .functions
             .iter()
-            .map(|f| Function::load(engine, &linker, f))
+            .map(|f| Function::load(engine, &linker, &spec.name, f))
             .collect::<anyhow::Result<Vec<_>>>()?;
         tracing::info!(
             functions = functions.len(),
@@ -47,13 +47,14 @@ impl App {
                 functions,
                 router: spec.router,
                 settings: spec.server,
-                sink: None,
+                sinks: Arc::new([]),
             }),
         })
     }
 
     /// Sends every invocation's usage record to `sink` (billing, metrics,
-    /// tests), in addition to the log line. Call before serving.
+    /// tests), in addition to the log line; may be called several times.
+    /// Call before serving.
     pub fn on_invocation(
         self,
         sink: impl Fn(&InvocationRecord) + Send + Sync + 'static,
@@ -61,7 +62,9 @@ impl App {
         let mut inner = Arc::try_unwrap(self.inner).map_err(|_| {
             anyhow::anyhow!("on_invocation must be called before the app is shared")
         })?;
-        inner.sink = Some(Arc::new(sink));
+        let mut sinks = inner.sinks.to_vec();
+        sinks.push(Arc::new(sink));
+        inner.sinks = sinks.into();
         Ok(App {
             inner: Arc::new(inner),
         })
@@ -93,7 +96,7 @@ impl App {
         &self.inner.settings
     }
 
-    pub(crate) fn sink(&self) -> Option<RecordSink> {
-        self.inner.sink.clone()
+    pub(crate) fn sinks(&self) -> Arc<[RecordSink]> {
+        self.inner.sinks.clone()
     }
 }

@@ -21,9 +21,11 @@ include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 /// The app `gust serve` runs when given no manifest.
 pub fn app_spec() -> Result<AppSpec, ManifestError> {
     let function = |id: &str, bytes: &'static [u8], limits: Limits| FunctionSpec {
-        id: FunctionId::try_from(id).expect("example ids are valid"),
-        source: ComponentSource::Embedded(bytes),
         limits,
+        ..FunctionSpec::new(
+            FunctionId::try_from(id).expect("example ids are valid"),
+            ComponentSource::Embedded(bytes),
+        )
     };
     let short = Limits {
         timeout: Duration::from_secs(2),

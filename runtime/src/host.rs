@@ -1,5 +1,9 @@
 //! Per-invocation host state: what lives in each request's `Store`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wasmtime::ResourceLimiter;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -10,10 +14,75 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    pub(crate) memory: MemoryMeter,
+    pub(crate) io: Arc<IoMeter>,
+    /// Host fuel already taken from the store's fuel (see `function`).
+    pub(crate) host_fuel_deducted: u64,
+}
+
+/// Body bytes moved by the host for one invocation, counted where they
+/// pass (the request body as the guest reads it, the response body as it
+/// goes to the client).
+#[derive(Debug, Default)]
+pub struct IoMeter {
+    request_bytes: AtomicU64,
+    response_bytes: AtomicU64,
+}
+
+impl IoMeter {
+    pub(crate) fn add_request(&self, n: u64) {
+        self.request_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    pub(crate) fn add_response(&self, n: u64) {
+        self.response_bytes.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Request body bytes so far.
+    pub fn request_bytes(&self) -> u64 {
+        self.request_bytes.load(Ordering::Relaxed)
+    }
+    /// Response body bytes so far.
+    pub fn response_bytes(&self) -> u64 {
+        self.response_bytes.load(Ordering::Relaxed)
+    }
+    /// Host fuel owed for the bytes so far.
+    pub fn host_fuel(&self) -> u64 {
+        crate::metering::body_fuel(self.request_bytes().saturating_add(self.response_bytes()))
+    }
+}
+
+/// Tracks the instance's total linear memory: wasmtime asks before every
+/// memory is created or grown, and memories never shrink, so the running
+/// sum of growth is the current total and its maximum the peak.
+#[derive(Debug, Default)]
+pub(crate) struct MemoryMeter {
+    total: usize,
+    pub(crate) peak: usize,
+}
+
+impl ResourceLimiter for MemoryMeter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.total = self.total.saturating_add(desired.saturating_sub(current));
+        self.peak = self.peak.max(self.total);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl HostState {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(io: Arc<IoMeter>) -> Self {
         // Guest stdout/stderr go to gust's own, as with `wasmtime serve`:
         // panic messages of a trapping guest are the first thing a developer
         // needs to see.
@@ -22,6 +91,9 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
+            memory: MemoryMeter::default(),
+            io,
+            host_fuel_deducted: 0,
         }
     }
 }

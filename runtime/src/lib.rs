@@ -29,14 +29,17 @@
 //! ```
 
 pub mod app;
+pub mod billing;
 pub mod cli;
 pub mod engine;
 #[cfg(feature = "builtin-examples")]
 pub mod examples;
 pub mod function;
 mod host;
+mod invoke;
 pub mod manifest;
 pub mod metering;
+pub mod quota;
 pub mod router;
 pub mod server;
 

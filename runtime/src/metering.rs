@@ -25,6 +25,9 @@ pub enum Outcome {
     Overloaded,
     /// The guest returned without ever sending a response.
     NoResponse,
+    /// The client went away before the response was complete; the guest's
+    /// work was cancelled.
+    ClientGone,
 }
 
 impl Outcome {
@@ -37,7 +40,23 @@ impl Outcome {
             Outcome::Timeout => "timeout",
             Outcome::Overloaded => "overloaded",
             Outcome::NoResponse => "no_response",
+            Outcome::ClientGone => "client_gone",
         }
+    }
+
+    /// Parses [`Outcome::as_str`]'s names.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        [
+            Outcome::Ok,
+            Outcome::Trap,
+            Outcome::OutOfFuel,
+            Outcome::Timeout,
+            Outcome::Overloaded,
+            Outcome::NoResponse,
+            Outcome::ClientGone,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == name)
     }
 }
 
@@ -47,9 +66,25 @@ impl std::fmt::Display for Outcome {
     }
 }
 
+/// Host work is charged in fuel from the same budget as Wasm execution, so
+/// that moving data is not free: one unit of fuel per this many body bytes
+/// (request and response bodies alike), rounded up per invocation.
+///
+/// A Wasm instruction costs roughly a nanosecond; copying a body byte
+/// through hyper and the `wasi:io` streams costs a fraction of that, so 8
+/// bytes per fuel keeps host and guest work on the same scale.
+pub const BODY_BYTES_PER_FUEL: u64 = 8;
+
+/// The fuel charged for moving `bytes` of body.
+pub fn body_fuel(bytes: u64) -> u64 {
+    bytes.div_ceil(BODY_BYTES_PER_FUEL)
+}
+
 /// The usage record of one invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvocationRecord {
+    /// The app the function belongs to.
+    pub app: FunctionId,
     /// The server's id for the request (also sent as `x-request-id`).
     pub request_id: String,
     /// The function invoked.
@@ -61,10 +96,21 @@ pub struct InvocationRecord {
     /// Wall time from invocation start until the guest finished (including
     /// streaming its response body).
     pub duration: Duration,
-    /// Fuel consumed: budget minus remaining.
+    /// Fuel billed: Wasm fuel plus host fuel, at most the budget.
     pub fuel_consumed: u64,
+    /// The part of `fuel_consumed` charged for host work
+    /// ([`body_fuel`] of the body bytes).
+    pub host_fuel: u64,
     /// The fuel budget the invocation had.
     pub fuel_budget: u64,
+    /// Peak linear memory of the instance (all its memories), bytes.
+    pub peak_memory_bytes: u64,
+    /// Request body bytes the guest read.
+    pub request_bytes: u64,
+    /// Response body bytes sent towards the client.
+    pub response_bytes: u64,
+    /// The cost at the function's prices, in nano-units of currency.
+    pub cost_nanos: u64,
     /// The HTTP status the client got.
     pub status: u16,
     /// How the invocation ended.
@@ -79,11 +125,17 @@ pub(crate) fn log(record: &InvocationRecord) {
     tracing::info!(
         target: "gust::invocation",
         request_id = %record.request_id,
+        app = %record.app,
         function = %record.function,
         route = %record.route,
         status = record.status,
         outcome = %record.outcome,
         fuel = record.fuel_consumed,
+        host_fuel = record.host_fuel,
+        peak_memory = record.peak_memory_bytes,
+        request_bytes = record.request_bytes,
+        response_bytes = record.response_bytes,
+        cost_nanos = record.cost_nanos,
         duration_us = u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX),
         "invocation"
     );

@@ -34,10 +34,14 @@
 mod model;
 mod spec;
 
+pub(crate) use model::duration;
 pub use model::{
-    FunctionDecl, FunctionId, LimitsDecl, Manifest, MethodName, RouteDecl, ServerDecl,
+    AdminDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName, RouteDecl,
+    ServerDecl,
 };
-pub use spec::{AppSpec, ComponentSource, FunctionSpec, Limits, ServerSettings};
+pub use spec::{
+    AppSpec, ComponentSource, FunctionSpec, LedgerLocation, LedgerSettings, Limits, ServerSettings,
+};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -7,12 +7,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::billing::{Prices, PricesOverride};
+use crate::quota::QuotaDecl;
 use crate::router::RoutePattern;
 
 /// A whole `gust.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The app's name, recorded with every invocation. Default: `default`.
+    pub name: Option<FunctionId>,
     /// Server settings; every one has a default.
     #[serde(default)]
     pub server: ServerDecl,
@@ -25,6 +29,40 @@ pub struct Manifest {
     /// Routes, in declaration order.
     #[serde(default)]
     pub routes: Vec<RouteDecl>,
+    /// Where usage records go.
+    #[serde(default)]
+    pub ledger: LedgerDecl,
+    /// Prices for every function.
+    pub billing: Option<Prices>,
+    /// The admin listener.
+    #[serde(default)]
+    pub admin: AdminDecl,
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerDecl {
+    /// SQLite file, relative to the manifest; `":memory:"` keeps records in
+    /// memory only. Default: `ledger.sqlite` in gust's data directory.
+    pub path: Option<PathBuf>,
+    /// `false` turns the ledger off. Default: `true`.
+    pub enabled: Option<bool>,
+    /// How long raw records are kept (rollups are kept forever).
+    #[serde(default, with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How often the background writer commits a batch.
+    #[serde(default, with = "humantime_serde")]
+    pub flush_interval: Option<Duration>,
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminDecl {
+    /// Address of the admin listener (usage and metrics as JSON/text).
+    /// Default: none; `gust serve --admin ADDR` also sets it.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[server]`.
@@ -62,6 +100,10 @@ pub struct FunctionDecl {
     /// Overrides `[defaults].timeout`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Fuel allowed per time window, e.g. `{ fuel = 10_000_000_000, window = "1h" }`.
+    pub quota: Option<QuotaDecl>,
+    /// Replaces some of `[billing]`'s prices for this function.
+    pub billing: Option<PricesOverride>,
 }
 
 /// One `[[routes]]` entry.
@@ -141,20 +183,25 @@ impl TryFrom<String> for MethodName {
     }
 }
 
-/// `humantime` durations (`"5s"`, `"250ms"`) for optional fields.
+/// A `humantime` duration (`"5s"`, `"250ms"`, `"1h"`).
+pub(crate) fn duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "invalid duration `{text}`: {e} (write e.g. \"5s\" or \"250ms\")"
+        ))
+    })
+}
+
+/// [`duration`] for optional fields.
 mod humantime_serde {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        let Some(text) = Option::<String>::deserialize(d)? else {
-            return Ok(None);
-        };
-        humantime::parse_duration(&text).map(Some).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "invalid duration `{text}`: {e} (write e.g. \"5s\" or \"250ms\")"
-            ))
-        })
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(deserialize_with = "super::duration")] Duration);
+        Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
     }
 }

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{FunctionId, Manifest, ManifestError, Problem, resolve};
+use crate::billing::Prices;
+use crate::quota::QuotaDecl;
 use crate::router::{RoutePattern, Router};
 
 /// Limits of one invocation.
@@ -57,6 +59,42 @@ impl Default for ServerSettings {
     }
 }
 
+/// Where usage records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerLocation {
+    /// `ledger.sqlite` in gust's data directory (`$XDG_DATA_HOME/gust`,
+    /// else `~/.local/share/gust`, else the working directory).
+    Default,
+    /// A SQLite file.
+    File(PathBuf),
+    /// In memory only (tests, benchmarks): lost on exit.
+    Memory,
+    /// No ledger: records are only logged and passed to callbacks.
+    Disabled,
+}
+
+/// Ledger settings with defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerSettings {
+    /// Where records go. Default: [`LedgerLocation::Default`].
+    pub location: LedgerLocation,
+    /// How long raw records are kept. Default: 7 days.
+    pub retention: Duration,
+    /// How often the writer commits a batch; the most records a crash can
+    /// lose are those of the last interval. Default: 200 ms.
+    pub flush_interval: Duration,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            location: LedgerLocation::Default,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            flush_interval: Duration::from_millis(200),
+        }
+    }
+}
+
 /// Where a component's bytes come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ComponentSource {
@@ -85,13 +123,36 @@ pub struct FunctionSpec {
     pub source: ComponentSource,
     /// Its limits, defaults applied.
     pub limits: Limits,
+    /// Its prices, overrides applied.
+    pub prices: Prices,
+    /// Its fuel quota, if any.
+    pub quota: Option<QuotaDecl>,
+}
+
+impl FunctionSpec {
+    /// A function with default limits, no prices and no quota.
+    pub fn new(id: FunctionId, source: ComponentSource) -> FunctionSpec {
+        FunctionSpec {
+            id,
+            source,
+            limits: Limits::default(),
+            prices: Prices::default(),
+            quota: None,
+        }
+    }
 }
 
 /// A validated application: functions and the route table over them.
 #[derive(Debug, Clone)]
 pub struct AppSpec {
+    /// The app's name (`default` unless the manifest names it).
+    pub name: FunctionId,
     /// Server settings.
     pub server: ServerSettings,
+    /// Ledger settings.
+    pub ledger: LedgerSettings,
+    /// Admin listener address, if any.
+    pub admin: Option<SocketAddr>,
     /// Functions, in id order.
     pub functions: Vec<FunctionSpec>,
     /// Routes; targets index into `functions`.
@@ -118,7 +179,10 @@ impl AppSpec {
                 .map_err(|e| ManifestError::single("<app>", "routes", e.to_string()))?;
         }
         Ok(AppSpec {
+            name: default_name(),
             server: ServerSettings::default(),
+            ledger: LedgerSettings::default(),
+            admin: None,
             functions,
             router,
         })
@@ -152,11 +216,7 @@ impl AppSpec {
         let id = FunctionId::try_from(stem)
             .or_else(|_| FunctionId::try_from("main"))
             .map_err(|e| ManifestError::single(&origin, "", e))?;
-        let function = FunctionSpec {
-            id,
-            source: ComponentSource::File(path.to_path_buf()),
-            limits: Limits::default(),
-        };
+        let function = FunctionSpec::new(id, ComponentSource::File(path.to_path_buf()));
         let everything: RoutePattern =
             "/{*path}"
                 .parse()
@@ -165,6 +225,10 @@ impl AppSpec {
                 })?;
         AppSpec::new(vec![function], vec![(everything, None, 0)])
     }
+}
+
+fn default_name() -> FunctionId {
+    FunctionId::try_from("default").expect("`default` is a valid id")
 }
 
 struct Problems(Vec<Problem>);
@@ -225,6 +289,26 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
         timeout: m.defaults.timeout.unwrap_or(Limits::DEFAULT_TIMEOUT),
     };
 
+    let ledger_defaults = LedgerSettings::default();
+    let location = match (&m.ledger.enabled, &m.ledger.path) {
+        (Some(false), _) => LedgerLocation::Disabled,
+        (_, Some(path)) if path.as_os_str() == ":memory:" => LedgerLocation::Memory,
+        (_, Some(path)) => LedgerLocation::File(resolve(base, path)),
+        (_, None) => LedgerLocation::Default,
+    };
+    let ledger = LedgerSettings {
+        location,
+        retention: m.ledger.retention.unwrap_or(ledger_defaults.retention),
+        flush_interval: m
+            .ledger
+            .flush_interval
+            .unwrap_or(ledger_defaults.flush_interval),
+    };
+    if ledger.flush_interval.is_zero() {
+        problems.push("ledger.flush_interval", "must be greater than 0");
+    }
+    let prices = m.billing.clone().unwrap_or_default();
+
     let mut functions = Vec::new();
     for (id, decl) in &m.functions {
         let field = format!("functions.{id}");
@@ -243,7 +327,20 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
                 fuel: decl.fuel.unwrap_or(defaults.fuel),
                 timeout: decl.timeout.unwrap_or(defaults.timeout),
             },
+            prices: decl
+                .billing
+                .as_ref()
+                .map_or_else(|| prices.clone(), |o| prices.with_override(o)),
+            quota: decl.quota,
         });
+        if let Some(quota) = decl.quota {
+            if quota.fuel == 0 {
+                problems.push(format!("{field}.quota.fuel"), "must be greater than 0");
+            }
+            if quota.window.is_zero() {
+                problems.push(format!("{field}.quota.window"), "must be greater than 0");
+            }
+        }
     }
 
     if m.routes.is_empty() {
@@ -287,7 +384,10 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
 
     if problems.0.is_empty() {
         Ok(AppSpec {
+            name: m.name.unwrap_or_else(default_name),
             server,
+            ledger,
+            admin: m.admin.listen,
             functions,
             router,
         })

@@ -9,21 +9,25 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::Error;
 
+use crate::host::IoMeter;
+
 /// Streams the client's body to the guest and fails the stream once more
 /// than `limit` bytes arrived, raising a flag the request path turns into
 /// `413`. Nothing is buffered here.
 pub(crate) struct LimitedBody<B> {
     inner: B,
+    io: Arc<IoMeter>,
     remaining: u64,
     limit: u64,
     exceeded: Arc<AtomicBool>,
 }
 
 impl<B> LimitedBody<B> {
-    pub(crate) fn new(inner: B, limit: u64) -> (Self, Arc<AtomicBool>) {
+    pub(crate) fn new(inner: B, limit: u64, io: Arc<IoMeter>) -> (Self, Arc<AtomicBool>) {
         let exceeded = Arc::new(AtomicBool::new(false));
         let body = LimitedBody {
             inner,
+            io,
             remaining: limit,
             limit,
             exceeded: exceeded.clone(),
@@ -55,6 +59,7 @@ where
                         )))));
                     }
                     this.remaining -= len;
+                    this.io.add_request(len);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

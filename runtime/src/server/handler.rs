@@ -1,6 +1,7 @@
 //! One request: route it, hand it to its function, map every failure to a
 //! status.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::{HeaderName, HeaderValue, header};
@@ -10,7 +11,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::body::LimitedBody;
 use super::reject::Rejection;
 use crate::app::App;
-use crate::function::{Invoked, RequestInfo};
+use crate::host::IoMeter;
+use crate::invoke::{Invoked, RequestInfo};
 use crate::router::RouteError;
 
 /// Headers gust sets on requests it routes to a function. Clients cannot
@@ -88,10 +90,20 @@ async fn route_and_invoke(
     }
 
     let (parts, body) = request.into_parts();
-    let (body, exceeded) = LimitedBody::new(body, limit);
-    let info = RequestInfo { request_id, route };
+    let io = Arc::new(IoMeter::default());
+    let (body, exceeded) = LimitedBody::new(body, limit, io.clone());
+    let info = RequestInfo {
+        request_id,
+        route,
+        head: parts.method == http::Method::HEAD,
+    };
     let invoked = function
-        .invoke(info, hyper::Request::from_parts(parts, body), app.sink())
+        .invoke(
+            info,
+            hyper::Request::from_parts(parts, body),
+            io,
+            app.sinks(),
+        )
         .await;
     if exceeded.load(Ordering::Relaxed) {
         return Rejection::BodyTooLarge.into_response();
@@ -102,6 +114,7 @@ async fn route_and_invoke(
             tracing::debug!(?code, "guest answered with an error code");
             Rejection::GuestError.into_response()
         }
+        Invoked::QuotaExceeded(rest) => Rejection::QuotaExceeded(rest).into_response(),
         Invoked::BadRequest(detail) => {
             tracing::debug!(%detail, "request cannot be passed to the guest");
             Rejection::BadRequest.into_response()

@@ -23,6 +23,9 @@ pub enum Rejection {
     Failed(Outcome),
     /// The guest answered with a `wasi:http` error code: 500.
     GuestError,
+    /// The function's fuel quota for the current window is used up: 429
+    /// with `Retry-After` (whole seconds until the window rolls).
+    QuotaExceeded(std::time::Duration),
 }
 
 impl Rejection {
@@ -33,8 +36,9 @@ impl Rejection {
             Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BadRequest => StatusCode::BAD_REQUEST,
-            Rejection::Failed(outcome) => crate::function::failure_status(*outcome),
+            Rejection::Failed(outcome) => crate::invoke::failure_status(*outcome),
             Rejection::GuestError => StatusCode::INTERNAL_SERVER_ERROR,
+            Rejection::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -50,6 +54,8 @@ impl Rejection {
             Rejection::Failed(Outcome::Overloaded) => "server overloaded, retry later",
             Rejection::Failed(Outcome::NoResponse | Outcome::Ok) => "function sent no response",
             Rejection::GuestError => "function failed",
+            Rejection::QuotaExceeded(_) => "function quota exceeded, retry later",
+            Rejection::Failed(Outcome::ClientGone) => "client went away",
         }
     }
 
@@ -72,6 +78,10 @@ impl Rejection {
             }
             Rejection::Failed(Outcome::Overloaded) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Rejection::QuotaExceeded(rest) => {
+                let secs = rest.as_secs() + u64::from(rest.subsec_nanos() > 0);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
             _ => {}
         }

@@ -1,0 +1,437 @@
+//! One invocation: a fresh store and instance per request, metered.
+//!
+//! The store gets the function's fuel budget and an epoch deadline, the
+//! instance comes from the `ProxyPre` (a pooled slot and copy-on-write
+//! memory), and the handler runs in a task of its own so the guest can keep
+//! streaming the response body after the head has gone to the client.
+//!
+//! The usage record is finished when both the guest task and the response
+//! body are done (a shared [`Completion`] emits it on drop), so it can count
+//! the response bytes actually sent and tell a client that went away.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use tokio::sync::Notify;
+use tokio::time::error::Elapsed;
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::billing::{Prices, Usage};
+use crate::function::Function;
+use crate::host::{HostState, IoMeter};
+use crate::metering::{InvocationRecord, Outcome, RecordSink};
+use crate::quota::Quota;
+
+/// Raised by the epoch callback once an invocation's deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the invocation passed its wall-clock deadline")]
+struct DeadlineExceeded;
+
+/// What a request needs to know of the route that led to the function.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestInfo {
+    pub request_id: String,
+    pub route: String,
+    /// HEAD responses have no body; their body is never read.
+    pub head: bool,
+}
+
+/// The result of an invocation, as the request path sees it.
+pub(crate) enum Invoked {
+    /// The guest sent a response head; its body may still be streaming.
+    Response(hyper::Response<HyperOutgoingBody>),
+    /// The guest answered the request with an error code instead.
+    GuestError(ErrorCode),
+    /// The request cannot be expressed as a `wasi:http` request (e.g. it
+    /// has no authority).
+    BadRequest(String),
+    /// The function's quota is used up for this window.
+    QuotaExceeded(std::time::Duration),
+    /// The invocation ended without a response.
+    Failed { outcome: Outcome, detail: String },
+}
+
+/// The status a client gets when an invocation ends without a response.
+pub(crate) fn failure_status(outcome: Outcome) -> http::StatusCode {
+    use http::StatusCode;
+    match outcome {
+        Outcome::Ok | Outcome::Trap | Outcome::OutOfFuel | Outcome::NoResponse => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        Outcome::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        Outcome::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        // Nobody is left to see it; logged as nginx does.
+        Outcome::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+    }
+}
+
+impl Function {
+    /// Runs one request through a fresh instance.
+    pub(crate) async fn invoke<B>(
+        &self,
+        info: RequestInfo,
+        request: hyper::Request<B>,
+        io: Arc<IoMeter>,
+        sinks: Arc<[RecordSink]>,
+    ) -> Invoked
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        if let Some(quota) = &self.quota
+            && let Err(retry_after) = quota.check(SystemTime::now())
+        {
+            return Invoked::QuotaExceeded(retry_after);
+        }
+
+        let start = SystemTime::now();
+        let started = Instant::now();
+        let deadline = started + self.limits.timeout;
+        let budget = self.limits.fuel;
+
+        let mut store = Store::new(self.pre.engine(), HostState::new(io.clone()));
+        store.limiter(|state| &mut state.memory);
+        if let Err(e) = store.set_fuel(budget) {
+            return Invoked::Failed {
+                outcome: Outcome::Trap,
+                detail: format!("setting fuel: {e}"),
+            };
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |mut cx| {
+            if Instant::now() >= deadline {
+                return Err(wasmtime::Error::new(DeadlineExceeded));
+            }
+            // Host work (body bytes moved) is paid from the same fuel.
+            let owed = cx
+                .data()
+                .io
+                .host_fuel()
+                .saturating_sub(cx.data().host_fuel_deducted);
+            if owed > 0 {
+                let fuel = cx.get_fuel()?;
+                if fuel < owed {
+                    return Err(wasmtime::Error::new(Trap::OutOfFuel));
+                }
+                cx.set_fuel(fuel - owed)?;
+                cx.data_mut().host_fuel_deducted += owed;
+            }
+            // Yield every tick so a busy guest cannot starve others on its
+            // worker thread. tokio's `yield_now` defers the wake-up until
+            // the I/O driver has run; a plain self-wake would let a
+            // spinning guest delay socket events for dozens of ticks.
+            Ok(UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
+        });
+
+        let completion = Arc::new(Completion {
+            record: Mutex::new(InvocationRecord {
+                app: self.app.clone(),
+                request_id: info.request_id,
+                function: self.id.clone(),
+                route: info.route,
+                start,
+                duration: Default::default(),
+                fuel_consumed: 0,
+                host_fuel: 0,
+                fuel_budget: budget,
+                peak_memory_bytes: 0,
+                request_bytes: 0,
+                response_bytes: 0,
+                cost_nanos: 0,
+                status: 0,
+                outcome: Outcome::Ok,
+            }),
+            wasm_fuel: Default::default(),
+            status: AtomicU16::new(0),
+            body_streaming: AtomicBool::new(false),
+            body_finished: AtomicBool::new(info.head),
+            io,
+            prices: self.prices.clone(),
+            quota: self.quota.clone(),
+            sinks,
+        });
+
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let request = match store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)
+        {
+            Ok(request) => request,
+            Err(e) => return Invoked::BadRequest(e.to_string()),
+        };
+        let seen = completion.clone();
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam_from_callback(move |response| {
+                let code = match &response {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 500,
+                };
+                seen.status.store(code, Ordering::Relaxed);
+                let _ = tx.send(response);
+            });
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                return Invoked::Failed {
+                    outcome: Outcome::Trap,
+                    detail: format!("creating the response: {e}"),
+                };
+            }
+        };
+
+        let cancel = Arc::new(Notify::new());
+        let pre = self.pre.clone();
+        let task = {
+            let completion = completion.clone();
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                let run = async {
+                    let proxy = pre.instantiate_async(&mut store).await?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut store, request, out)
+                        .await
+                };
+                let result = tokio::select! {
+                    result = tokio::time::timeout_at(deadline.into(), run) => Some(result),
+                    () = cancel.notified() => None,
+                };
+                let fuel_left = store.get_fuel().unwrap_or(0);
+                let state = store.data();
+                let wasm_fuel = budget
+                    .saturating_sub(fuel_left)
+                    .saturating_sub(state.host_fuel_deducted);
+                let peak = state.memory.peak as u64;
+                // Dropping the store drops an unanswered response outparam,
+                // which wakes the request path.
+                drop(store);
+                let (outcome, detail) = match result {
+                    Some(result) => classify(result),
+                    None => (Outcome::ClientGone, "the client went away".to_owned()),
+                };
+                completion.guest_done(outcome, wasm_fuel, peak, started.elapsed());
+                (outcome, detail)
+            })
+        };
+
+        // Until the response head is returned, dropping this future means
+        // the client went away: cancel the guest.
+        let guard = CancelOnDrop(Some(cancel));
+        let invoked = match rx.await {
+            Ok(Ok(response)) => {
+                completion.body_streaming.store(true, Ordering::Relaxed);
+                let completion = completion.clone();
+                let expected = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                Invoked::Response(response.map(|body| {
+                    MeteredBody {
+                        inner: body,
+                        completion,
+                        sent: 0,
+                        expected,
+                    }
+                    .boxed_unsync()
+                }))
+            }
+            Ok(Err(code)) => Invoked::GuestError(code),
+            Err(_) => match task.await {
+                Ok((outcome, detail)) => Invoked::Failed { outcome, detail },
+                Err(e) => Invoked::Failed {
+                    outcome: Outcome::Trap,
+                    detail: format!("invocation task failed: {e}"),
+                },
+            },
+        };
+        guard.disarm();
+        invoked
+    }
+}
+
+struct CancelOnDrop(Option<Arc<Notify>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel.notify_one();
+        }
+    }
+}
+
+/// Shared by the guest task and the response body; the last one to let go
+/// finishes the record and hands it out.
+struct Completion {
+    record: Mutex<InvocationRecord>,
+    wasm_fuel: std::sync::atomic::AtomicU64,
+    status: AtomicU16,
+    /// A response body was handed to the client.
+    body_streaming: AtomicBool,
+    /// The response body reached its end (or there is none to send).
+    body_finished: AtomicBool,
+    io: Arc<IoMeter>,
+    prices: Arc<Prices>,
+    quota: Option<Arc<Quota>>,
+    sinks: Arc<[RecordSink]>,
+}
+
+impl Completion {
+    fn guest_done(
+        &self,
+        outcome: Outcome,
+        wasm_fuel: u64,
+        peak: u64,
+        duration: std::time::Duration,
+    ) {
+        self.wasm_fuel.store(wasm_fuel, Ordering::Relaxed);
+        let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        record.outcome = outcome;
+        record.peak_memory_bytes = peak;
+        record.duration = duration;
+        if outcome != Outcome::Ok {
+            tracing::warn!(
+                request_id = %record.request_id,
+                function = %record.function,
+                %outcome,
+                "invocation did not end normally"
+            );
+        }
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let mut record = self
+            .record
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut code = self.status.load(Ordering::Relaxed);
+        let streaming = self.body_streaming.load(Ordering::Relaxed);
+        let finished = self.body_finished.load(Ordering::Relaxed);
+        if streaming && !finished && record.outcome == Outcome::Ok {
+            record.outcome = Outcome::ClientGone;
+        }
+        if code == 0 {
+            if record.outcome == Outcome::Ok {
+                record.outcome = Outcome::NoResponse;
+            }
+            code = failure_status(record.outcome).as_u16();
+        }
+        record.status = code;
+        record.request_bytes = self.io.request_bytes();
+        record.response_bytes = self.io.response_bytes();
+        record.host_fuel = self.io.host_fuel();
+        record.fuel_consumed = self
+            .wasm_fuel
+            .load(Ordering::Relaxed)
+            .saturating_add(record.host_fuel)
+            .min(record.fuel_budget);
+        record.cost_nanos = self.prices.cost(&Usage {
+            fuel: record.fuel_consumed,
+            peak_memory_bytes: record.peak_memory_bytes,
+            wall_nanos: u64::try_from(record.duration.as_nanos()).unwrap_or(u64::MAX),
+            request_bytes: record.request_bytes,
+            response_bytes: record.response_bytes,
+        });
+        if let Some(quota) = &self.quota {
+            quota.charge(SystemTime::now(), record.fuel_consumed);
+        }
+        crate::metering::log(&record);
+        for sink in self.sinks.iter() {
+            sink(&record);
+        }
+    }
+}
+
+/// The guest's response body on its way to the client: counts bytes and
+/// notices whether it was sent to the end.
+struct MeteredBody {
+    inner: HyperOutgoingBody,
+    completion: Arc<Completion>,
+    sent: u64,
+    /// The declared `content-length`: hyper stops polling once it is sent.
+    expected: Option<u64>,
+}
+
+impl Body for MeteredBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    self.completion.io.add_response(len);
+                    self.sent += len;
+                    if self.expected.is_some_and(|expected| self.sent >= expected) {
+                        self.completion.body_finished.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            Poll::Ready(None) => {
+                self.completion.body_finished.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // hyper stops polling once this is true, so the end is noted here
+        // as well as on a final `None`.
+        let end = self.inner.is_end_stream();
+        if end {
+            self.completion.body_finished.store(true, Ordering::Relaxed);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn classify(result: Result<wasmtime::Result<()>, Elapsed>) -> (Outcome, String) {
+    let error = match result {
+        Err(_) => return (Outcome::Timeout, DeadlineExceeded.to_string()),
+        Ok(Ok(())) => return (Outcome::Ok, String::new()),
+        Ok(Err(error)) => error,
+    };
+    let outcome = if error.downcast_ref::<DeadlineExceeded>().is_some() {
+        Outcome::Timeout
+    } else if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
+        Outcome::OutOfFuel
+    } else if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
+        Outcome::Overloaded
+    } else {
+        Outcome::Trap
+    };
+    (outcome, format!("{error:?}"))
+}
