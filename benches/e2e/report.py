@@ -1,0 +1,143 @@
+"""Rows and tables for the end-to-end benchmark (benches/e2e/run.sh).
+
+`report.py row` turns one oha JSON report (plus the server's /proc counters
+before and after the run) into one JSON line; `report.py table` reads those
+lines, prints the comparison table (mean over rounds, with the gust/wasmtime
+throughput ratio per row) and writes every raw row to CSV and JSON.
+Standard library only.
+"""
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+
+FIELDS = [
+    "component",
+    "concurrency",
+    "round",
+    "runtime",
+    "duration_s",
+    "responses",
+    "ok",
+    "errors",
+    "rps",
+    "p50_ms",
+    "p99_ms",
+    "mean_ms",
+    "server_cpu_ms_per_req",
+    "server_minflt_per_req",
+    "server_majflt",
+    "server_rss_mib",
+]
+
+
+def row(args: argparse.Namespace) -> None:
+    with open(args.oha) as f:
+        report = json.load(f)
+    summary = report["summary"]
+    codes = report.get("statusCodeDistribution") or {}
+    errors = report.get("errorDistribution") or {}
+    ok = int(codes.get("200", 0))
+    responses = sum(int(n) for n in codes.values())
+    duration = float(summary["total"])
+    pct = report["latencyPercentiles"]
+    minflt0, majflt0, cpu0 = (int(x) for x in args.before.split())
+    minflt1, majflt1, cpu1 = (int(x) for x in args.after.split())
+    per = max(responses, 1)
+    out = {
+        "component": args.component,
+        "concurrency": args.concurrency,
+        "round": args.round,
+        "runtime": args.runtime,
+        "duration_s": round(duration, 3),
+        "responses": responses,
+        "ok": ok,
+        "errors": sum(int(n) for n in errors.values()) + responses - ok,
+        # Only 200 responses count as throughput.
+        "rps": round(ok / duration, 1) if duration > 0 else 0.0,
+        "p50_ms": ms(pct.get("p50")),
+        "p99_ms": ms(pct.get("p99")),
+        "mean_ms": ms(summary.get("average")),
+        "server_cpu_ms_per_req": round((cpu1 - cpu0) * 1000 / args.clk_tck / per, 4),
+        "server_minflt_per_req": round((minflt1 - minflt0) / per, 1),
+        "server_majflt": majflt1 - majflt0,
+        "server_rss_mib": round(args.rss_kib / 1024, 1),
+    }
+    print(json.dumps(out))
+
+
+def ms(seconds):
+    return None if seconds is None else round(float(seconds) * 1000, 3)
+
+
+def table(args: argparse.Namespace) -> None:
+    with open(args.rows) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    with open(args.csv, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(args.json, "w") as f:
+        json.dump(rows, f, indent=1)
+
+    groups = {}
+    for r in rows:
+        key = (r["component"], r["concurrency"])
+        groups.setdefault(key, {}).setdefault(r["runtime"], []).append(r)
+
+    def mean(rs, field):
+        values = [r[field] for r in rs if r[field] is not None]
+        return statistics.fmean(values) if values else float("nan")
+
+    header = (
+        "| component | concurrency | runtime | requests/s (mean) | rounds req/s | "
+        "p50 ms | p99 ms | server CPU ms/req | minor faults/req | errors | gust/wasmtime |"
+    )
+    print(header)
+    print("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    for (component, conc), by_rt in groups.items():
+        rps = {rt: mean(rs, "rps") for rt, rs in by_rt.items()}
+        ratio = ""
+        if rps.get("wasmtime"):
+            ratio = f"{rps.get('gust', 0) / rps['wasmtime']:.2f}x"
+        for rt in ("gust", "wasmtime"):
+            rs = by_rt.get(rt)
+            if not rs:
+                continue
+            rounds = " / ".join(f"{r['rps']:.0f}" for r in rs)
+            print(
+                f"| {component} | {conc} | {rt} | {rps[rt]:.0f} | {rounds} | "
+                f"{mean(rs, 'p50_ms'):.2f} | {mean(rs, 'p99_ms'):.2f} | "
+                f"{mean(rs, 'server_cpu_ms_per_req'):.3f} | "
+                f"{mean(rs, 'server_minflt_per_req'):.0f} | "
+                f"{sum(r['errors'] for r in rs)} | {ratio if rt == 'gust' else ''} |"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("row")
+    p.add_argument("--oha", required=True)
+    p.add_argument("--component", required=True)
+    p.add_argument("--concurrency", type=int, required=True)
+    p.add_argument("--round", type=int, required=True)
+    p.add_argument("--runtime", required=True)
+    p.add_argument("--before", required=True, help="minflt majflt cpu_ticks")
+    p.add_argument("--after", required=True, help="minflt majflt cpu_ticks")
+    p.add_argument("--clk-tck", type=int, required=True)
+    p.add_argument("--rss-kib", type=int, required=True)
+    p.set_defaults(run=row)
+    t = sub.add_parser("table")
+    t.add_argument("--rows", required=True)
+    t.add_argument("--csv", required=True)
+    t.add_argument("--json", required=True)
+    t.set_defaults(run=table)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

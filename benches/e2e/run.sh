@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# End-to-end load comparison: gust versus `wasmtime serve` (the reference
+# runtime, same wasmtime version) serving the very same hello component, for
+# a Rust, a Python (componentize-py) and a JavaScript (componentize-js) hello.
+#
+# Loopback only (127.0.0.1), bounded in time: every load run lasts
+# $WARMUP + $DURATION seconds, every server start waits at most
+# $START_TIMEOUT seconds, and every server this script starts is stopped on
+# exit. Runtimes are measured alternately (gust, wasmtime, gust, wasmtime,
+# ...) for $ROUNDS rounds at each concurrency. Prints a table and writes the
+# raw rows to benches/results/e2e-<timestamp>.{csv,json} (and e2e-latest.*).
+#
+# Usage: benches/e2e/run.sh            (from anywhere)
+# Knobs (environment): DURATION=10 WARMUP=3 ROUNDS=2 CONCURRENCY="1 16 64"
+#   COMPONENTS="rust python js" GUST_PORT=18081 WASMTIME_PORT=18082
+#   GUST_RUST_LOG=warn (gust logs one line per invocation at `info`)
+#   SKIP_BUILD=1 (reuse the gust binary and components already built)
+#   GUST_ARGS / WASMTIME_ARGS (extra flags for either server)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BENCH=$ROOT/benches
+E2E=$BENCH/e2e
+TOOLS=$BENCH/.tools
+RESULTS=$BENCH/results
+BUILD=$TOOLS/components
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+WASMTIME_VERSION=48.0.8
+COMPONENTIZE_PY_VERSION='0.25.*'
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+ROUNDS=${ROUNDS:-2}
+CONCURRENCY=${CONCURRENCY:-"1 16 64"}
+COMPONENTS=${COMPONENTS:-"rust python js"}
+GUST_PORT=${GUST_PORT:-18081}
+WASMTIME_PORT=${WASMTIME_PORT:-18082}
+START_TIMEOUT=${START_TIMEOUT:-180}
+GUST_RUST_LOG=${GUST_RUST_LOG:-warn}
+GUST_ARGS=${GUST_ARGS:-}
+WASMTIME_ARGS=${WASMTIME_ARGS:-}
+
+log() { printf '[e2e %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+mkdir -p "$TOOLS" "$RESULTS" "$BUILD"
+
+# --- tools -------------------------------------------------------------------
+
+if [[ -z ${SKIP_BUILD:-} ]]; then
+  log "building gust (release)"
+  nice -n 19 cargo build --release --locked -p gust-runtime --manifest-path "$ROOT/Cargo.toml" >&2
+fi
+GUST=$CARGO_TARGET_DIR/release/gust
+[[ -x $GUST ]] || { log "no gust binary at $GUST"; exit 1; }
+
+WASMTIME=$TOOLS/bin/wasmtime
+if ! "$WASMTIME" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
+  log "installing wasmtime-cli $WASMTIME_VERSION into $TOOLS (takes a while)"
+  nice -n 19 cargo install --locked --root "$TOOLS" wasmtime-cli --version "$WASMTIME_VERSION" >&2
+fi
+
+OHA=$TOOLS/bin/oha
+if ! [[ -x $OHA ]]; then
+  log "installing oha into $TOOLS"
+  nice -n 19 cargo install --locked --root "$TOOLS" oha >&2
+fi
+
+# --- components ----------------------------------------------------------------
+
+# Rebuilds $2 with the rest of the arguments when the source $1 is newer.
+stale() { [[ ! -s $2 || $1 -nt $2 ]]; }
+
+build_components() {
+  local c
+  for c in $COMPONENTS; do
+    case $c in
+      rust)
+        local hello=$CARGO_TARGET_DIR/guest-examples/wasm32-wasip2/release/hello.wasm
+        [[ -s $hello ]] || { log "missing $hello (built by gust-runtime's build script)"; exit 1; }
+        cp "$hello" "$BUILD/rust.wasm"
+        ;;
+      python)
+        if ! [[ -x $TOOLS/py/bin/componentize-py ]]; then
+          log "installing componentize-py $COMPONENTIZE_PY_VERSION into $TOOLS/py"
+          python3 -m venv "$TOOLS/py"
+          "$TOOLS/py/bin/pip" install -q "componentize-py==$COMPONENTIZE_PY_VERSION" >&2
+        fi
+        if stale "$E2E/app.py" "$BUILD/python.wasm"; then
+          log "building the Python hello"
+          (cd "$E2E" && "$TOOLS/py/bin/componentize-py" -d "$ROOT/wit" -w gust:function/handler \
+            componentize app -o "$BUILD/python.wasm" >&2)
+        fi
+        ;;
+      js)
+        if ! [[ -x $TOOLS/js/node_modules/.bin/componentize-js ]]; then
+          log "installing @bytecodealliance/componentize-js into $TOOLS/js"
+          mkdir -p "$TOOLS/js"
+          (cd "$TOOLS/js" && { [[ -f package.json ]] || npm init -y >/dev/null; } &&
+            npm install --no-audit --no-fund @bytecodealliance/componentize-js >&2)
+        fi
+        if stale "$E2E/app.js" "$BUILD/js.wasm"; then
+          log "building the JavaScript hello"
+          "$TOOLS/js/node_modules/.bin/componentize-js" "$E2E/app.js" -w "$ROOT/wit" \
+            -n gust:function/handler -o "$BUILD/js.wasm" >&2
+        fi
+        ;;
+      *) log "unknown component $c (rust, python, js)"; exit 1 ;;
+    esac
+  done
+}
+build_components
+
+# --- servers -----------------------------------------------------------------
+
+declare -A PIDS=()
+stop_all() {
+  local name
+  for name in "${!PIDS[@]}"; do
+    kill "${PIDS[$name]}" 2>/dev/null || true
+    wait "${PIDS[$name]}" 2>/dev/null || true
+  done
+  PIDS=()
+}
+trap stop_all EXIT
+
+# start NAME PORT CMD... : starts a server and waits until it answers 200.
+start() {
+  local name=$1 port=$2
+  shift 2
+  "$@" > "$RUN_DIR/$name.log" 2>&1 &
+  PIDS[$name]=$!
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/hello" 2>/dev/null) == 200 ]]; do
+    if ! kill -0 "${PIDS[$name]}" 2>/dev/null; then
+      log "$name exited; its log:"; cat "$RUN_DIR/$name.log" >&2; exit 1
+    fi
+    ((SECONDS < deadline)) || { log "$name not ready after ${START_TIMEOUT}s"; exit 1; }
+    sleep 0.2
+  done
+}
+
+# proc_stat PID: "minor_faults major_faults cpu_ticks" of a process.
+proc_stat() {
+  awk '{ print $10, $12, $14 + $15 }' "/proc/$1/stat"
+}
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_DIR=$RESULTS/raw-$STAMP
+mkdir -p "$RUN_DIR"
+ROWS=$RUN_DIR/rows.jsonl
+: > "$ROWS"
+CLK_TCK=$(getconf CLK_TCK)
+
+# measure COMPONENT CONCURRENCY ROUND RUNTIME PORT
+measure() {
+  local comp=$1 conc=$2 round=$3 rt=$4 port=$5 pid=${PIDS[$4]}
+  local out=$RUN_DIR/$comp-c$conc-r$round-$rt.json
+  "$OHA" -z "${WARMUP}s" -c "$conc" --no-tui --output-format json \
+    "http://127.0.0.1:$port/hello" > /dev/null
+  local before after
+  before=$(proc_stat "$pid")
+  "$OHA" -z "${DURATION}s" -c "$conc" --no-tui --output-format json \
+    "http://127.0.0.1:$port/hello" > "$out"
+  after=$(proc_stat "$pid")
+  local rss
+  rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
+  python3 "$E2E/report.py" row --oha "$out" --component "$comp" --concurrency "$conc" \
+    --round "$round" --runtime "$rt" --before "$before" --after "$after" \
+    --clk-tck "$CLK_TCK" --rss-kib "$rss" >> "$ROWS"
+  tail -n1 "$ROWS" >&2
+}
+
+log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+log "wasmtime: $("$WASMTIME" --version); oha: $("$OHA" --version)"
+for comp in $COMPONENTS; do
+  file=$BUILD/$comp.wasm
+  log "component $comp: $file ($(stat -c %s "$file") bytes)"
+  # shellcheck disable=SC2086 # the extra flags are meant to split
+  RUST_LOG=$GUST_RUST_LOG start gust "$GUST_PORT" "$GUST" serve "$file" \
+    --listen "127.0.0.1:$GUST_PORT" $GUST_ARGS
+  # shellcheck disable=SC2086
+  start wasmtime "$WASMTIME_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
+    --addr "127.0.0.1:$WASMTIME_PORT" $WASMTIME_ARGS "$file"
+  for conc in $CONCURRENCY; do
+    for ((round = 1; round <= ROUNDS; round++)); do
+      measure "$comp" "$conc" "$round" gust "$GUST_PORT"
+      measure "$comp" "$conc" "$round" wasmtime "$WASMTIME_PORT"
+    done
+  done
+  stop_all
+done
+
+python3 "$E2E/report.py" table --rows "$ROWS" --csv "$RESULTS/e2e-$STAMP.csv" \
+  --json "$RESULTS/e2e-$STAMP.json"
+cp "$RESULTS/e2e-$STAMP.csv" "$RESULTS/e2e-latest.csv"
+cp "$RESULTS/e2e-$STAMP.json" "$RESULTS/e2e-latest.json"
+log "raw load-generator output in $RUN_DIR; rows in $RESULTS/e2e-$STAMP.{csv,json}"

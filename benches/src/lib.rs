@@ -1,0 +1,256 @@
+//! # gust-benches
+//!
+//! The in-process half of gust's cold-start benchmarks: one invocation of the
+//! `hello` example component (`gust_runtime::examples::HELLO`) through each
+//! way of getting from component bytes to a running instance. The criterion
+//! benchmark `benches/instantiate.rs` times every [`Mode`] twice: to a ready
+//! instance only, and to a complete `wasi:http/incoming-handler` call with the
+//! response body read. The end-to-end half (gust versus `wasmtime serve`
+//! under load) is the script `e2e/run.sh`; see `README.md`.
+//!
+//! Every engine here is built from gust's own [`EngineConfig`], so fuel
+//! metering and epoch interruption are on in every mode, as in gust; only
+//! the allocator differs.
+
+use std::fmt;
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use gust_runtime::{EngineConfig, GustEngine};
+use http_body_util::{BodyExt as _, Empty};
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// The fuel every benchmarked store starts with: gust's default budget.
+pub const FUEL: u64 = 10_000_000_000;
+
+/// The body the hello example answers with.
+pub const HELLO_BODY: &[u8] = b"Hello from gust!\n";
+
+/// The data of one benchmarked `Store`, mirroring gust's `HostState`
+/// (whose constructor is private to gust-runtime): WASI with the process's
+/// stdout and stderr, `wasi:http`, and a resource table.
+pub struct BenchState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+}
+
+impl BenchState {
+    /// A fresh state, as gust builds for every request.
+    pub fn new() -> Self {
+        BenchState {
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+impl Default for BenchState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WasiView for BenchState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for BenchState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// How an invocation gets its instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// (a) `Component::new` from the bytes every time, then link and
+    /// instantiate (on-demand allocator).
+    Compile,
+    /// (b) `Component::deserialize` of an artifact serialized once, then
+    /// link and instantiate (on-demand allocator).
+    Deserialize,
+    /// (c) `Linker::instantiate_async` of an already compiled component:
+    /// linking and type-checking on every call (on-demand allocator).
+    Instantiate,
+    /// (d) `ProxyPre::instantiate_async` with the on-demand allocator.
+    PreOnDemand,
+    /// (e) `ProxyPre::instantiate_async` with the pooling allocator and
+    /// copy-on-write memory images: gust's default engine.
+    PrePooling,
+}
+
+impl Mode {
+    /// Every mode, in the order of the issue.
+    pub const ALL: [Mode; 5] = [
+        Mode::Compile,
+        Mode::Deserialize,
+        Mode::Instantiate,
+        Mode::PreOnDemand,
+        Mode::PrePooling,
+    ];
+
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Compile => "a_compile",
+            Mode::Deserialize => "b_deserialize",
+            Mode::Instantiate => "c_linker_instantiate",
+            Mode::PreOnDemand => "d_pre_on_demand",
+            Mode::PrePooling => "e_pre_pooling_cow",
+        }
+    }
+
+    fn pooling(self) -> bool {
+        self == Mode::PrePooling
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Everything a mode prepares once, before the timed loop.
+pub struct Bench {
+    mode: Mode,
+    bytes: &'static [u8],
+    engine: GustEngine,
+    linker: Linker<BenchState>,
+    component: Component,
+    serialized: Vec<u8>,
+    pre: ProxyPre<BenchState>,
+}
+
+impl Bench {
+    /// Prepares `mode` for the component `bytes` (normally
+    /// `gust_runtime::examples::HELLO`).
+    pub fn new(mode: Mode, bytes: &'static [u8]) -> anyhow::Result<Bench> {
+        let engine = GustEngine::new(&EngineConfig::default().pooling(mode.pooling()))?;
+        if mode.pooling() && !engine.is_pooling() {
+            bail!("the pooling allocator could not be reserved on this machine");
+        }
+        let mut linker = Linker::new(engine.engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let component = Component::new(engine.engine(), bytes).context("compiling")?;
+        let serialized = component.serialize().context("serializing")?;
+        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Bench {
+            mode,
+            bytes,
+            engine,
+            linker,
+            component,
+            serialized,
+            pre,
+        })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A fresh store with gust's fuel budget and no effective deadline.
+    pub fn store(&self) -> Store<BenchState> {
+        let mut store = Store::new(self.engine.engine(), BenchState::new());
+        store.set_fuel(FUEL).expect("gust engines consume fuel");
+        store.set_epoch_deadline(u64::MAX / 2);
+        store
+    }
+
+    /// Gets an instance into `store` the way the mode says.
+    pub async fn instantiate(&self, store: &mut Store<BenchState>) -> anyhow::Result<Proxy> {
+        let component = match self.mode {
+            Mode::PreOnDemand | Mode::PrePooling => {
+                return Ok(self.pre.instantiate_async(store).await?);
+            }
+            Mode::Compile => Component::new(self.engine.engine(), self.bytes)?,
+            Mode::Deserialize => deserialize(self.engine.engine(), &self.serialized)?,
+            Mode::Instantiate => self.component.clone(),
+        };
+        let instance = self
+            .linker
+            .instantiate_async(&mut *store, &component)
+            .await?;
+        Ok(Proxy::new(&mut *store, &instance)?)
+    }
+
+    /// One whole invocation: a fresh store and instance, a `GET /hello`
+    /// through `wasi:http/incoming-handler`, and the response body read to
+    /// its end. Returns the body.
+    pub async fn invoke(&self) -> anyhow::Result<Bytes> {
+        let mut store = self.store();
+        let proxy = self.instantiate(&mut store).await?;
+        handle(&mut store, &proxy).await
+    }
+
+    /// Only an instance, dropped at once with its store.
+    pub async fn instantiate_only(&self) -> anyhow::Result<()> {
+        let mut store = self.store();
+        self.instantiate(&mut store).await?;
+        Ok(())
+    }
+}
+
+/// Deserializes a component that [`Component::serialize`] produced with an
+/// engine of the same configuration.
+///
+/// # Safety
+///
+/// `Component::deserialize` is `unsafe` because it maps the bytes as machine
+/// code without validating them. This is the one place the benchmarks call
+/// it, and the only bytes it ever receives are `Bench::serialized`, which
+/// `Bench::new` produced in this process with `Component::serialize` on the
+/// very engine passed back here, and which nothing mutates afterwards.
+fn deserialize(engine: &wasmtime::Engine, serialized: &[u8]) -> anyhow::Result<Component> {
+    // SAFETY: see the function's documentation: trusted bytes serialized by
+    // this process for this engine.
+    Ok(unsafe { Component::deserialize(engine, serialized) }?)
+}
+
+/// Calls the handler of `proxy` with a real `GET http://localhost/hello`
+/// and reads the whole response body.
+pub async fn handle(store: &mut Store<BenchState>, proxy: &Proxy) -> anyhow::Result<Bytes> {
+    let request = hyper::Request::builder()
+        .method(http::Method::GET)
+        .uri("http://localhost/hello")
+        .body(Empty::<Bytes>::new())?;
+    let request = store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, request)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let out = store.data_mut().http().new_response_outparam(tx)?;
+    let call = proxy
+        .wasi_http_incoming_handler()
+        .call_handle(&mut *store, request, out);
+    let read = async {
+        let response = rx.await.context("the guest sent no response")??;
+        if response.status() != http::StatusCode::OK {
+            bail!("unexpected status {}", response.status());
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        anyhow::Ok(body)
+    };
+    let (called, body) = tokio::join!(call, read);
+    called?;
+    body
+}
