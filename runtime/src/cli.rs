@@ -2,12 +2,15 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
 use crate::engine::{EngineConfig, GustEngine};
-use crate::manifest::{AppSpec, Manifest};
+use crate::ledger::{self, Format, Ledger, UsageFilter};
+use crate::manifest::{AppSpec, LedgerLocation, Manifest};
 use crate::server::Server;
 
 /// gust: a WebAssembly function runtime.
@@ -28,6 +31,39 @@ enum Command {
         /// Address to listen on [default: the manifest's, else 127.0.0.1:8080].
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Ledger file for usage records (`:memory:` for none on disk)
+        /// [default: the manifest's, else ledger.sqlite in gust's data dir].
+        #[arg(long, conflicts_with = "no_ledger")]
+        ledger: Option<PathBuf>,
+        /// Keep no ledger: usage is only logged.
+        #[arg(long)]
+        no_ledger: bool,
+        /// Address of the admin listener (usage JSON, metrics)
+        /// [default: the manifest's `[admin] listen`, else none].
+        #[arg(long)]
+        admin: Option<SocketAddr>,
+    },
+    /// Usage totals and cost per function, read from a ledger.
+    Usage {
+        /// The ledger file [default: ledger.sqlite in gust's data dir].
+        #[arg(long)]
+        ledger: Option<PathBuf>,
+        /// Only this function.
+        #[arg(long)]
+        function: Option<String>,
+        /// Only usage since this time: RFC 3339 (`2026-11-22T10:00:00Z`)
+        /// or a duration ago (`1h`, `30m`). Minute-granular.
+        #[arg(long)]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Measure nanoseconds per unit of fuel on this machine.
+    Calibrate {
+        /// Timed runs per workload size (the median is used).
+        #[arg(long, default_value_t = 7)]
+        runs: usize,
     },
     /// Validate a manifest without serving it.
     Check {
@@ -37,11 +73,64 @@ enum Command {
 }
 
 impl Cli {
+    /// The log level when `RUST_LOG` is unset: `info` while serving, where
+    /// the log is the record of what happened, `warn` for the one-shot
+    /// commands, whose output is on stdout.
+    pub fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Serve { .. } => "info",
+            _ => "warn",
+        }
+    }
+
     /// Runs the command.
     pub fn run(self) -> anyhow::Result<()> {
         match self.command {
-            Command::Serve { target, listen } => serve(target.as_deref(), listen),
+            Command::Serve {
+                target,
+                listen,
+                ledger,
+                no_ledger,
+                admin,
+            } => {
+                let mut spec = load_spec(target.as_deref())?;
+                if let Some(listen) = listen {
+                    spec.server.listen = listen;
+                }
+                if no_ledger {
+                    spec.ledger.location = LedgerLocation::Disabled;
+                } else if let Some(path) = ledger {
+                    spec.ledger.location = if path.as_os_str() == ":memory:" {
+                        LedgerLocation::Memory
+                    } else {
+                        LedgerLocation::File(path)
+                    };
+                }
+                if admin.is_some() {
+                    spec.admin = admin;
+                }
+                serve(spec)
+            }
             Command::Check { manifest } => check(&manifest),
+            Command::Usage {
+                ledger,
+                function,
+                since,
+                format,
+            } => {
+                let path = ledger.unwrap_or_else(ledger::default_path);
+                let conn = ledger::open_read_only(&path)?;
+                let filter = UsageFilter {
+                    function,
+                    since: since.as_deref().map(parse_since).transpose()?,
+                };
+                print!(
+                    "{}",
+                    ledger::render(&ledger::usage(&conn, &filter)?, format)
+                );
+                Ok(())
+            }
+            Command::Calibrate { runs } => crate::calibrate::run(runs),
         }
     }
 }
@@ -67,17 +156,33 @@ fn builtin_examples() -> anyhow::Result<AppSpec> {
     anyhow::bail!("this gust was built without the built-in examples: name a manifest or a .wasm")
 }
 
-fn serve(target: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::Result<()> {
-    let mut spec = load_spec(target)?;
-    if let Some(listen) = listen {
-        spec.server.listen = listen;
+/// `--since`: RFC 3339, or a duration before now.
+pub fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        return Ok(time);
     }
+    let ago = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid time `{text}`: use RFC 3339 (2026-11-22T10:00:00Z) or a duration ago (1h, 30m)"
+        )
+    })?;
+    Ok(SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+fn serve(spec: AppSpec) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let engine = GustEngine::new(&EngineConfig::default())?;
-        let app = App::load(&engine, spec)?;
+        let ledger = Ledger::open(&spec.ledger)?.map(Arc::new);
+        let admin = spec.admin;
+        let mut app = App::load(&engine, spec)?;
+        if let Some(ledger) = &ledger {
+            app = app.on_invocation(ledger.sink())?;
+        }
         let routes: Vec<String> = app
             .router()
             .routes()
@@ -87,9 +192,25 @@ fn serve(target: Option<&Path>, listen: Option<SocketAddr>) -> anyhow::Result<()
         let server = Server::new(app);
         let listener = server.bind().await?;
         let addr = listener.local_addr()?;
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(admin) = admin {
+            let admin_listener = tokio::net::TcpListener::bind(admin)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
+            tracing::info!("admin on http://{}", admin_listener.local_addr()?);
+            tokio::spawn(crate::admin::serve(admin_listener, ledger.clone(), async {
+                let _ = admin_stopped.await;
+            }));
+        }
         tracing::info!(routes = ?routes, "routes");
         tracing::info!("serving on http://{addr}");
-        server.serve(listener, shutdown_signal()).await
+        let served = server.serve(listener, shutdown_signal()).await;
+        let _ = stop_admin.send(());
+        if let Some(ledger) = ledger {
+            // Commits every record of the finished requests.
+            tokio::task::spawn_blocking(move || ledger.close()).await?;
+        }
+        served
     })
 }
 

@@ -150,6 +150,7 @@ impl Function {
                 request_bytes: 0,
                 response_bytes: 0,
                 cost_nanos: 0,
+                currency: self.prices.currency.clone(),
                 status: 0,
                 outcome: Outcome::Ok,
             }),

@@ -28,8 +28,10 @@
 //! # }
 //! ```
 
+pub mod admin;
 pub mod app;
 pub mod billing;
+mod calibrate;
 pub mod cli;
 pub mod engine;
 #[cfg(feature = "builtin-examples")]
@@ -37,6 +39,7 @@ pub mod examples;
 pub mod function;
 mod host;
 mod invoke;
+pub mod ledger;
 pub mod manifest;
 pub mod metering;
 pub mod quota;

@@ -109,8 +109,10 @@ pub struct InvocationRecord {
     pub request_bytes: u64,
     /// Response body bytes sent towards the client.
     pub response_bytes: u64,
-    /// The cost at the function's prices, in nano-units of currency.
+    /// The cost at the function's prices, in nano-units of `currency`.
     pub cost_nanos: u64,
+    /// The currency of `cost_nanos`.
+    pub currency: String,
     /// The HTTP status the client got.
     pub status: u16,
     /// How the invocation ended.
