@@ -11,13 +11,17 @@ const GUST: &str = env!("CARGO_BIN_EXE_gust");
 /// A `gust serve` process on an ephemeral loopback port, killed on drop.
 struct Serving {
     child: Child,
+    _data: tempfile::TempDir,
     addr: SocketAddr,
     log: mpsc::Receiver<String>,
 }
 
 impl Serving {
     fn start(args: &[&str]) -> Serving {
+        // The default ledger lives in the data directory: keep it here.
+        let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(GUST)
+            .env("XDG_DATA_HOME", data.path())
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
@@ -47,6 +51,7 @@ impl Serving {
         };
         Serving {
             child,
+            _data: data,
             addr,
             log: rx,
         }
@@ -106,6 +111,11 @@ fn serve_with_no_arguments_serves_the_examples_and_shuts_down_gracefully() {
     let (exited_cleanly, log) = server.terminate();
     assert!(exited_cleanly, "{log}");
     assert!(log.contains("shutting down"), "{log}");
+    // The default ledger got the three invocations on shutdown.
+    assert!(
+        log.contains("ledger closed") && log.contains("written=3"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -148,4 +158,111 @@ fn check_rejects_an_invalid_manifest_naming_the_field() {
         "{stderr}"
     );
     assert!(stderr.contains("missing.wasm"), "{stderr}");
+}
+
+/// A ledger file with known records, written through the library.
+fn known_ledger(path: &std::path::Path) {
+    use gust_runtime::InvocationRecord;
+    use gust_runtime::ledger::Ledger;
+    use gust_runtime::manifest::{FunctionId, LedgerLocation, LedgerSettings};
+
+    let ledger = Ledger::open(&LedgerSettings {
+        location: LedgerLocation::File(path.to_path_buf()),
+        ..LedgerSettings::default()
+    })
+    .unwrap()
+    .unwrap();
+    let sink = ledger.sink();
+    let record = |function: &str, fuel: u64, outcome, cost_nanos| InvocationRecord {
+        app: FunctionId::try_from("shop").unwrap(),
+        request_id: format!("{function}-{fuel}"),
+        function: FunctionId::try_from(function).unwrap(),
+        route: format!("/{function}"),
+        start: std::time::SystemTime::now(),
+        duration: Duration::from_millis(250),
+        fuel_consumed: fuel,
+        host_fuel: 10,
+        fuel_budget: 1_000_000_000,
+        // 128 MiB for 250 ms: 1/32 GiB-s.
+        peak_memory_bytes: 128 << 20,
+        request_bytes: 100,
+        response_bytes: 1000,
+        cost_nanos,
+        currency: "USD".into(),
+        status: 200,
+        outcome,
+    };
+    use gust_runtime::Outcome::{Ok as Fine, Trap};
+    sink(&record("cart", 1_000_000, Fine, 1_500_000_000));
+    sink(&record("cart", 2_000_000, Trap, 2_500_000_001));
+    sink(&record("search", 5, Fine, 7));
+    ledger.close();
+}
+
+#[test]
+fn usage_reports_a_known_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    known_ledger(&path);
+    let usage = |args: &[&str]| {
+        let out = Command::new(GUST)
+            .arg("usage")
+            .arg("--ledger")
+            .arg(&path)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(
+        usage(&["--format", "csv"]),
+        "app,function,requests,errors,fuel,host_fuel,memory_gb_seconds,duration_ms,request_bytes,response_bytes,cost_nanos,cost,currency\n\
+         shop,cart,2,1,3000000,20,0.062500,500,200,2000,4000000001,4.000000001,USD\n\
+         shop,search,1,0,5,10,0.031250,250,100,1000,7,0.000000007,USD\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&usage(&["--format", "json", "--function", "search"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["function"], "search");
+    assert_eq!(json[0]["cost_nanos"], 7);
+    let table = usage(&[]);
+    assert!(table.lines().next().unwrap().starts_with("app "), "{table}");
+    assert!(table.contains("4.000000001"), "{table}");
+    // Nothing since a minute from now.
+    let later = humantime::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(120))
+        .to_string();
+    assert!(usage(&["--since", &later]).contains("(no usage recorded)"));
+    assert!(usage(&["--since", "1h", "--format", "csv"]).contains("shop,cart,2"));
+}
+
+#[test]
+fn a_corrupt_ledger_stops_serve_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    std::fs::write(&path, vec![0x5A; 4096]).unwrap();
+    let out = Command::new(GUST)
+        .args(["serve", "--listen", "127.0.0.1:0", "--ledger"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot use ledger") || stderr.contains("cannot open ledger"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not a database"), "{stderr}");
+    // `gust usage` says so too.
+    let out = Command::new(GUST)
+        .args(["usage", "--ledger"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a gust ledger"));
 }

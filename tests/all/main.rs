@@ -3,6 +3,7 @@
 
 mod support;
 
+mod billing;
 mod concurrency;
 mod echo;
 mod failures;

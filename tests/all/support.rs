@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use gust_runtime::ledger::Ledger;
+use gust_runtime::manifest::LedgerSettings;
 use gust_runtime::{App, EngineConfig, GustEngine, InvocationRecord, Manifest, Server};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -29,6 +31,7 @@ pub struct TestServer {
     records: Arc<Mutex<Vec<InvocationRecord>>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub ledger: Option<Arc<Ledger>>,
     _dir: tempfile::TempDir,
 }
 
@@ -64,6 +67,12 @@ impl TestServer {
     /// Starts a server for a manifest. `{HELLO}`, `{ECHO}`, ... in the text
     /// are replaced by the example components' paths.
     pub async fn start(manifest: &str) -> TestServer {
+        Self::start_with_ledger(manifest, None).await
+    }
+
+    /// Like [`TestServer::start`], with a ledger attached as `gust serve`
+    /// attaches it.
+    pub async fn start_with_ledger(manifest: &str, ledger: Option<LedgerSettings>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let text = manifest
             .replace("{HELLO}", examples::HELLO_PATH)
@@ -78,10 +87,15 @@ impl TestServer {
         spec.server.listen = "127.0.0.1:0".parse().unwrap();
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
-        let app = App::load(engine(), spec)
+        let mut app = App::load(engine(), spec)
             .unwrap()
             .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
             .unwrap();
+        let ledger =
+            ledger.map(|settings| Arc::new(Ledger::open(&settings).unwrap().expect("enabled")));
+        if let Some(ledger) = &ledger {
+            app = app.on_invocation(ledger.sink()).unwrap();
+        }
         let server = Server::new(app).shutdown_grace(Duration::from_secs(10));
         let listener = server.bind().await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -94,6 +108,7 @@ impl TestServer {
             records,
             shutdown: Some(tx),
             task: Some(task),
+            ledger,
             _dir: dir,
         }
     }

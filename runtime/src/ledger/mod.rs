@@ -127,6 +127,10 @@ impl Ledger {
             LedgerLocation::Default => open_at(&default_path())?,
             LedgerLocation::File(path) => open_at(path)?,
         };
+        if let Some(max) = settings.max_size {
+            let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            conn.pragma_update(None, "max_page_count", max.div_ceil(page.max(1)))?;
+        }
         schema::create(&conn)
             .and_then(|()| {
                 // Proves the file is writable now rather than at the first batch.

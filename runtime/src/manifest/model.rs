@@ -54,6 +54,9 @@ pub struct LedgerDecl {
     /// How often the background writer commits a batch.
     #[serde(default, with = "humantime_serde")]
     pub flush_interval: Option<Duration>,
+    /// Largest ledger file size in bytes (commits fail past it, as on a
+    /// full disk).
+    pub max_size: Option<u64>,
 }
 
 /// `[admin]`.

@@ -83,6 +83,9 @@ pub struct LedgerSettings {
     /// How often the writer commits a batch; the most records a crash can
     /// lose are those of the last interval. Default: 200 ms.
     pub flush_interval: Duration,
+    /// Largest size of the ledger file, in bytes; past it commits fail
+    /// (records are dropped and counted) as on a full disk. Default: none.
+    pub max_size: Option<u64>,
 }
 
 impl Default for LedgerSettings {
@@ -91,6 +94,7 @@ impl Default for LedgerSettings {
             location: LedgerLocation::Default,
             retention: Duration::from_secs(7 * 24 * 3600),
             flush_interval: Duration::from_millis(200),
+            max_size: None,
         }
     }
 }
@@ -303,6 +307,7 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
             .ledger
             .flush_interval
             .unwrap_or(ledger_defaults.flush_interval),
+        max_size: m.ledger.max_size,
     };
     if ledger.flush_interval.is_zero() {
         problems.push("ledger.flush_interval", "must be greater than 0");

@@ -1,0 +1,370 @@
+//! Billing: usage records, host fuel, costs, the ledger, quotas, the admin
+//! endpoint.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use gust_runtime::Outcome;
+use gust_runtime::ledger::{self, UsageFilter};
+use gust_runtime::manifest::{LedgerLocation, LedgerSettings};
+use gust_runtime::metering::body_fuel;
+use http::{Request, StatusCode};
+
+use crate::support::{Reply, TestServer};
+
+const ECHO: &str = r#"
+[functions.echo]
+component = "{ECHO}"
+[[routes]]
+path = "/echo/{*rest}"
+function = "echo"
+"#;
+
+fn file_ledger(dir: &std::path::Path) -> LedgerSettings {
+    LedgerSettings {
+        location: LedgerLocation::File(dir.join("ledger.sqlite")),
+        flush_interval: Duration::from_millis(50),
+        ..LedgerSettings::default()
+    }
+}
+
+async fn post(server: &TestServer, path: &str, body: Vec<u8>) -> Reply {
+    server
+        .send(Request::post(path).body(Bytes::from(body)).unwrap())
+        .await
+}
+
+#[tokio::test]
+async fn body_bytes_are_recorded_and_charged_as_host_fuel() {
+    let server = TestServer::start(ECHO).await;
+    let empty = post(&server, "/echo/x?raw", Vec::new()).await;
+    let empty = server.record(&empty.request_id()).await;
+    assert_eq!(
+        (empty.request_bytes, empty.response_bytes, empty.host_fuel),
+        (0, 0, 0)
+    );
+
+    let reply = post(&server, "/echo/x?raw", vec![7; 8000]).await;
+    assert_eq!(reply.body.len(), 8000);
+    let record = server.record(&reply.request_id()).await;
+    assert_eq!(record.request_bytes, 8000);
+    assert_eq!(record.response_bytes, 8000);
+    assert_eq!(record.host_fuel, body_fuel(16_000));
+    assert_eq!(record.host_fuel, 2000);
+    // Host fuel is part of the fuel billed, on top of the guest's own work.
+    assert!(record.fuel_consumed > empty.fuel_consumed + record.host_fuel);
+    assert!(
+        record.peak_memory_bytes >= 64 * 1024,
+        "{}",
+        record.peak_memory_bytes
+    );
+    assert_eq!(record.outcome, Outcome::Ok);
+    assert_eq!(record.status, 200);
+    assert_eq!(record.route, "/echo/{*rest}");
+    assert_eq!(record.app.as_str(), "default");
+}
+
+#[tokio::test]
+async fn cost_matches_the_price_formula() {
+    let server = TestServer::start(
+        r#"
+name = "shop"
+[billing]
+per_request = 1000
+per_million_fuel = 37
+per_gb_second = 16667
+per_gb_transfer = 90000000
+
+[functions.echo]
+component = "{ECHO}"
+billing = { per_request = 2500 }
+[[routes]]
+path = "/echo/{*rest}"
+function = "echo"
+"#,
+    )
+    .await;
+    let reply = post(&server, "/echo/a?raw", vec![1; 100_000]).await;
+    let r = server.record(&reply.request_id()).await;
+    assert_eq!(r.app.as_str(), "shop");
+    assert_eq!(r.currency, "USD");
+    // Every part rounded up on its own (see billing.rs).
+    let ceil = |n: u128, d: u128| n.div_ceil(d);
+    let expected = 2500
+        + ceil(u128::from(r.fuel_consumed) * 37, 1_000_000)
+        + ceil(
+            u128::from(r.peak_memory_bytes) * r.duration.as_nanos() * 16_667,
+            (1 << 30) * 1_000_000_000,
+        )
+        + ceil(
+            u128::from(r.request_bytes + r.response_bytes) * 90_000_000,
+            1 << 30,
+        );
+    assert_eq!(u128::from(r.cost_nanos), expected);
+    assert!(
+        r.cost_nanos > 2500 + 16_000,
+        "traffic must be charged: {}",
+        r.cost_nanos
+    );
+}
+
+#[tokio::test]
+async fn failed_invocations_are_recorded_with_their_outcome_in_the_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_ledger(
+        r#"
+[functions.trap]
+component = "{TRAP}"
+[functions.work]
+component = "{WORK}"
+fuel = 100000
+[functions.spin]
+component = "{SPIN}"
+timeout = "300ms"
+[[routes]]
+path = "/trap"
+function = "trap"
+[[routes]]
+path = "/work"
+function = "work"
+[[routes]]
+path = "/spin"
+function = "spin"
+"#,
+        Some(file_ledger(dir.path())),
+    )
+    .await;
+    assert_eq!(server.get("/trap").await.status, 500);
+    assert_eq!(server.get("/work?n=100000000").await.status, 500);
+    assert_eq!(server.get("/spin").await.status, 504);
+    let ledger = server.ledger.clone().unwrap();
+    server.stop().await.unwrap();
+    ledger.close();
+
+    let conn = ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
+    let mut outcomes: Vec<(String, String, i64, i64)> = conn
+        .prepare("SELECT function, outcome, status, fuel FROM invocations ORDER BY function")
+        .unwrap()
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    outcomes.sort();
+    assert_eq!(outcomes.len(), 3);
+    assert_eq!(&outcomes[0].0[..], "spin");
+    assert_eq!((&outcomes[0].1[..], outcomes[0].2), ("timeout", 504));
+    assert_eq!((&outcomes[1].1[..], outcomes[1].2), ("trap", 500));
+    assert_eq!(
+        (&outcomes[2].1[..], outcomes[2].2, outcomes[2].3),
+        ("out_of_fuel", 500, 100_000)
+    );
+    // Every failed invocation still used fuel.
+    assert!(outcomes.iter().all(|o| o.3 > 0), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn ledger_keeps_every_record_across_a_graceful_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut expected_fuel = 0;
+    for round in 0..2 {
+        let server = TestServer::start_with_ledger(ECHO, Some(file_ledger(dir.path()))).await;
+        for i in 0..20 {
+            let reply = post(&server, "/echo/r?raw", vec![b'x'; i * 10]).await;
+            assert_eq!(reply.status, StatusCode::OK);
+            expected_fuel += server.record(&reply.request_id()).await.fuel_consumed;
+        }
+        let ledger = server.ledger.clone().unwrap();
+        server.stop().await.unwrap();
+        // Graceful shutdown: everything is committed.
+        ledger.close();
+        assert_eq!(ledger.stats().written(), 20, "round {round}");
+        assert_eq!(ledger.stats().dropped(), 0);
+    }
+    let conn = ledger::open_read_only(&dir.path().join("ledger.sqlite")).unwrap();
+    let rows = ledger::usage(&conn, &UsageFilter::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].function, "echo");
+    assert_eq!(rows[0].requests, 40);
+    assert_eq!(rows[0].errors, 0);
+    assert_eq!(rows[0].fuel, expected_fuel);
+    // 2 rounds of 0 + 10 + ... + 190 bytes, in and out.
+    assert_eq!(rows[0].request_bytes, 2 * 1900);
+    assert_eq!(rows[0].response_bytes, 2 * 1900);
+    let raw: i64 = conn
+        .query_row("SELECT COUNT(*) FROM invocations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(raw, 40);
+}
+
+#[tokio::test]
+async fn a_full_disk_loses_records_but_not_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = LedgerSettings {
+        // Room for the schema and a few pages of records only.
+        max_size: Some(48 * 1024),
+        ..file_ledger(dir.path())
+    };
+    let server = std::sync::Arc::new(TestServer::start_with_ledger(ECHO, Some(settings)).await);
+    for _ in 0..10 {
+        let batch: Vec<_> = (0..40)
+            .map(|_| {
+                let server = server.clone();
+                tokio::spawn(async move { post(&server, "/echo/full", vec![b'y'; 10]).await })
+            })
+            .collect();
+        for reply in batch {
+            assert_eq!(reply.await.unwrap().status, StatusCode::OK);
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    let ledger = server.ledger.clone().unwrap();
+    // Every record is finished once its invocation is; wait for all 400.
+    for _ in 0..500 {
+        ledger.flush();
+        let stats = ledger.stats();
+        if stats.written() + stats.dropped() == 400 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = ledger.stats();
+    assert!(stats.write_errors() > 0, "the ledger should have filled up");
+    assert!(stats.dropped() > 0);
+    assert!(stats.written() > 0);
+    assert_eq!(stats.written() + stats.dropped(), 400);
+    // Still serving.
+    assert_eq!(server.get("/echo/after").await.status, StatusCode::OK);
+}
+
+#[test]
+fn corrupt_or_unwritable_ledger_is_a_start_up_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.sqlite");
+    std::fs::write(&garbage, vec![0xAB; 8192]).unwrap();
+    let err = ledger::Ledger::open(&LedgerSettings {
+        location: LedgerLocation::File(garbage.clone()),
+        ..LedgerSettings::default()
+    })
+    .err()
+    .expect("garbage is not a ledger");
+    let err = format!("{err:#}");
+    assert!(err.contains(&garbage.display().to_string()), "{err}");
+    assert!(err.contains("not a database"), "{err}");
+
+    // A path below a regular file cannot be created.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, b"x").unwrap();
+    let err = ledger::Ledger::open(&LedgerSettings {
+        location: LedgerLocation::File(blocker.join("ledger.sqlite")),
+        ..LedgerSettings::default()
+    })
+    .err()
+    .expect("cannot create a ledger below a file");
+    assert!(format!("{err:#}").contains("cannot"), "{err:#}");
+}
+
+#[tokio::test]
+async fn quota_gives_429_until_the_window_rolls() {
+    let server = TestServer::start(
+        r#"
+[functions.hello]
+component = "{HELLO}"
+quota = { fuel = 1, window = "2s" }
+[[routes]]
+path = "/hello"
+function = "hello"
+"#,
+    )
+    .await;
+    // Start just after a window boundary so the test does not straddle one.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let into = Duration::from_nanos((now.as_nanos() % 2_000_000_000) as u64);
+    tokio::time::sleep(Duration::from_secs(2) - into + Duration::from_millis(20)).await;
+
+    let first = server.get("/hello").await;
+    assert_eq!(first.status, StatusCode::OK);
+    server.record(&first.request_id()).await;
+    let limited = server.get("/hello").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.text(), "function quota exceeded, retry later\n");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "{retry}");
+
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(server.get("/hello").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn admin_endpoint_serves_usage_and_metrics() {
+    let server = TestServer::start_with_ledger(
+        ECHO,
+        Some(LedgerSettings {
+            location: LedgerLocation::Memory,
+            ..LedgerSettings::default()
+        }),
+    )
+    .await;
+    for _ in 0..3 {
+        post(&server, "/echo/admin?raw", b"abc".to_vec()).await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(gust_runtime::admin::serve(
+        listener,
+        server.ledger.clone(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    // Records are finished once both the guest and the body are done.
+    for _ in 0..100 {
+        let usage = crate::support::send(
+            admin,
+            Request::get("/usage?function=echo")
+                .body(Bytes::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(usage.status, StatusCode::OK);
+        assert_eq!(usage.headers["content-type"], "application/json");
+        let json = usage.json();
+        if json[0]["requests"] == 3 {
+            assert_eq!(json[0]["function"], "echo");
+            assert_eq!(json[0]["request_bytes"], 9);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let metrics = crate::support::send(admin, Request::get("/metrics").body(Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .text()
+            .contains("gust_ledger_records_written_total 3"),
+        "{}",
+        metrics.text()
+    );
+    let bad = crate::support::send(
+        admin,
+        Request::get("/usage?since=yesterday-ish")
+            .body(Bytes::new())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let none = crate::support::send(admin, Request::get("/nope").body(Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+    let _ = stop.send(());
+}
