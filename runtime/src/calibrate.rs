@@ -62,7 +62,9 @@ mod imp {
         let (tx, rx) = std::sync::mpsc::channel::<InvocationRecord>();
         let tx = std::sync::Mutex::new(tx);
         let app = App::load(&engine, spec)?.on_invocation(move |r| {
-            let _ = tx.lock().map(|tx| tx.send(r.clone()));
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(r.clone());
+            }
         })?;
         let function = &app.functions()[0];
 

@@ -42,6 +42,10 @@ enum Command {
         /// [default: the manifest's `[admin] listen`, else none].
         #[arg(long)]
         admin: Option<SocketAddr>,
+        /// Do not meter fuel: for measuring what metering costs. Fuel
+        /// budgets are then not enforced and records show 0 Wasm fuel.
+        #[arg(long)]
+        no_fuel: bool,
     },
     /// Usage totals and cost per function, read from a ledger.
     Usage {
@@ -92,6 +96,7 @@ impl Cli {
                 ledger,
                 no_ledger,
                 admin,
+                no_fuel,
             } => {
                 let mut spec = load_spec(target.as_deref())?;
                 if let Some(listen) = listen {
@@ -109,7 +114,7 @@ impl Cli {
                 if admin.is_some() {
                     spec.admin = admin;
                 }
-                serve(spec)
+                serve(spec, EngineConfig::default().fuel(!no_fuel))
             }
             Command::Check { manifest } => check(&manifest),
             Command::Usage {
@@ -171,12 +176,12 @@ pub fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
         .unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
-fn serve(spec: AppSpec) -> anyhow::Result<()> {
+fn serve(spec: AppSpec, engine: EngineConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let engine = GustEngine::new(&EngineConfig::default())?;
+        let engine = GustEngine::new(&engine)?;
         let ledger = Ledger::open(&spec.ledger)?.map(Arc::new);
         let admin = spec.admin;
         let mut app = App::load(&engine, spec)?;

@@ -16,6 +16,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// How to build the engine. Every setter documents its default.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
+    fuel: bool,
     pooling: bool,
     max_instances: u32,
     max_memory_size: usize,
@@ -25,6 +26,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
+            fuel: true,
             pooling: true,
             max_instances: 1000,
             max_memory_size: 256 << 20,
@@ -34,6 +36,15 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// Meter fuel (Wasm instructions executed). Default: `true`. Turning it
+    /// off is for measuring what metering costs: every invocation then
+    /// reports 0 Wasm fuel and budgets are not enforced (deadlines still
+    /// are).
+    pub fn fuel(mut self, on: bool) -> Self {
+        self.fuel = on;
+        self
+    }
+
     /// Use the pooling instance allocator. Default: `true`. When the pool
     /// cannot be reserved, gust logs a warning and allocates on demand.
     pub fn pooling(mut self, on: bool) -> Self {
@@ -65,7 +76,7 @@ impl EngineConfig {
     fn wasmtime_config(&self, pooling: bool) -> Config {
         let mut config = Config::new();
         config
-            .consume_fuel(true)
+            .consume_fuel(self.fuel)
             .epoch_interruption(true)
             .memory_init_cow(true)
             .wasm_component_model(true);
@@ -94,6 +105,7 @@ pub struct GustEngine {
 
 struct Inner {
     engine: Engine,
+    fuel: bool,
     pooling: bool,
     epoch_tick: Duration,
     stop: Arc<AtomicBool>,
@@ -136,6 +148,7 @@ impl GustEngine {
         Ok(GustEngine {
             inner: Arc::new(Inner {
                 engine,
+                fuel: config.fuel,
                 pooling,
                 epoch_tick: config.epoch_tick,
                 stop,
@@ -147,6 +160,11 @@ impl GustEngine {
     /// The wasmtime engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// Whether fuel is metered.
+    pub fn is_metering_fuel(&self) -> bool {
+        self.inner.fuel
     }
 
     /// Whether the pooling allocator is in use.

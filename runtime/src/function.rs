@@ -29,6 +29,8 @@ pub struct Function {
     pub(crate) prices: Arc<Prices>,
     pub(crate) quota: Option<Arc<Quota>>,
     pub(crate) pre: ProxyPre<HostState>,
+    /// Whether the engine meters fuel.
+    pub(crate) fuel: bool,
 }
 
 impl Function {
@@ -72,6 +74,7 @@ impl Function {
             prices: Arc::new(spec.prices.clone()),
             quota: spec.quota.map(|q| Arc::new(Quota::new(q))),
             pre,
+            fuel: engine.is_metering_fuel(),
         })
     }
 

@@ -100,7 +100,8 @@ impl Function {
 
         let mut store = Store::new(self.pre.engine(), HostState::new(io.clone()));
         store.limiter(|state| &mut state.memory);
-        if let Err(e) = store.set_fuel(budget) {
+        let metering = self.fuel;
+        if metering && let Err(e) = store.set_fuel(budget) {
             return Invoked::Failed {
                 outcome: Outcome::Trap,
                 detail: format!("setting fuel: {e}"),
@@ -117,7 +118,7 @@ impl Function {
                 .io
                 .host_fuel()
                 .saturating_sub(cx.data().host_fuel_deducted);
-            if owed > 0 {
+            if metering && owed > 0 {
                 let fuel = cx.get_fuel()?;
                 if fuel < owed {
                     return Err(wasmtime::Error::new(Trap::OutOfFuel));
@@ -212,11 +213,15 @@ impl Function {
                     result = tokio::time::timeout_at(deadline.into(), run) => Some(result),
                     () = cancel.notified() => None,
                 };
-                let fuel_left = store.get_fuel().unwrap_or(0);
                 let state = store.data();
-                let wasm_fuel = budget
-                    .saturating_sub(fuel_left)
-                    .saturating_sub(state.host_fuel_deducted);
+                let wasm_fuel = if metering {
+                    let fuel_left = store.get_fuel().unwrap_or(0);
+                    budget
+                        .saturating_sub(fuel_left)
+                        .saturating_sub(state.host_fuel_deducted)
+                } else {
+                    0
+                };
                 let peak = state.memory.peak as u64;
                 // Dropping the store drops an unanswered response outparam,
                 // which wakes the request path.

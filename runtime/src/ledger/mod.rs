@@ -252,7 +252,7 @@ fn write_loop(
     stats: &LedgerStats,
     location: &str,
 ) {
-    let mut batch: Vec<Box<InvocationRecord>> = Vec::with_capacity(BATCH_MAX);
+    let mut batch: Vec<InvocationRecord> = Vec::with_capacity(BATCH_MAX);
     let mut next_flush = Instant::now() + settings.flush_interval;
     let mut next_expire = Instant::now();
     loop {
@@ -264,7 +264,7 @@ fn write_loop(
         };
         match msg {
             Some(Msg::Record(record)) => {
-                batch.push(record);
+                batch.push(*record);
                 if batch.len() >= BATCH_MAX {
                     commit(&mut conn, &mut batch, stats, location);
                 }
@@ -280,7 +280,7 @@ fn write_loop(
             Some(Msg::Stop) => {
                 // Records already queued behind the stop are committed too.
                 while let Ok(Msg::Record(record)) = rx.try_recv() {
-                    batch.push(record);
+                    batch.push(*record);
                 }
                 commit(&mut conn, &mut batch, stats, location);
                 return;
@@ -310,7 +310,7 @@ fn write_loop(
 
 fn commit(
     conn: &mut Connection,
-    batch: &mut Vec<Box<InvocationRecord>>,
+    batch: &mut Vec<InvocationRecord>,
     stats: &LedgerStats,
     location: &str,
 ) {
