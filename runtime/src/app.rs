@@ -1,9 +1,16 @@
 //! A loaded application: every function compiled and pre-instantiated, and
 //! the route table that leads to them.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use wasmtime::component::Component;
+
+use crate::cache::CompileCache;
 use crate::engine::GustEngine;
 use crate::function::Function;
 use crate::manifest::{AppSpec, ServerSettings};
@@ -21,25 +28,147 @@ struct Inner {
     router: Router<usize>,
     settings: ServerSettings,
     sinks: Arc<[RecordSink]>,
+    report: LoadReport,
+}
+
+/// What [`App::load`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Functions loaded.
+    pub functions: usize,
+    /// Distinct components among them.
+    pub components: usize,
+    /// Components taken from the compile cache.
+    pub cache_hits: u64,
+    /// Components compiled.
+    pub compiled: u64,
+    /// Damaged cache files discarded and rebuilt.
+    pub rebuilt: u64,
+    /// Wall time of the whole load.
+    pub elapsed: Duration,
+}
+
+/// Compiles (or loads from the cache) each job's component, spreading the
+/// jobs over the available cores. Results are in job order.
+fn compile_all(
+    engine: &GustEngine,
+    cache: &CompileCache,
+    spec: &AppSpec,
+    jobs: &[(Cow<'static, [u8]>, Vec<usize>)],
+) -> anyhow::Result<Vec<Component>> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Component>>>> =
+        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((bytes, users)) = jobs.get(i) else {
+                        break;
+                    };
+                    let id = &spec.functions[users[0]].id;
+                    let started = Instant::now();
+                    let result = cache
+                        .load(engine.engine(), bytes)
+                        .map(|(component, outcome)| {
+                            tracing::info!(
+                                function = %id,
+                                bytes = bytes.len(),
+                                ?outcome,
+                                ms = started.elapsed().as_millis() as u64,
+                                "component ready"
+                            );
+                            component
+                        })
+                        .with_context(|| format!("compiling the component of `{id}`"));
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("a compile worker panicked")))
+        })
+        .collect()
 }
 
 impl App {
-    /// Compiles and pre-instantiates every function of `spec`. All the
-    /// work that can happen before a request arrives happens here.
+    /// Compiles (or takes from the compile cache) and pre-instantiates
+    /// every function of `spec`. All the work that can happen before a
+    /// request arrives happens here: components with identical bytes are
+    /// compiled once, distinct ones in parallel on every core.
     pub fn load(engine: &GustEngine, spec: AppSpec) -> anyhow::Result<App> {
         let started = Instant::now();
         let linker = crate::host::linker(engine.engine())?;
-        tracing::info!(functions = spec.functions.len(), "loading functions");
+        let cache = CompileCache::new(engine.engine(), &spec.cache)?;
+        tracing::info!(
+            functions = spec.functions.len(),
+            cache = ?spec.cache.dir(),
+            "loading functions"
+        );
+
+        // Read every component and group functions by cache key.
+        let mut unique: HashMap<String, (Cow<'static, [u8]>, Vec<usize>)> = HashMap::new();
+        for (i, f) in spec.functions.iter().enumerate() {
+            let bytes = f
+                .source
+                .read()
+                .with_context(|| format!("reading the component of `{}`", f.id))?;
+            let key = cache.key(&bytes);
+            unique
+                .entry(key)
+                .or_insert_with(|| (bytes, Vec::new()))
+                .1
+                .push(i);
+        }
+        let jobs: Vec<(Cow<'static, [u8]>, Vec<usize>)> = unique.into_values().collect();
+        let compiled = compile_all(engine, &cache, &spec, &jobs)?;
+
+        let mut components: Vec<Option<Component>> = vec![None; spec.functions.len()];
+        for ((_, users), component) in jobs.iter().zip(compiled) {
+            for &i in users {
+                components[i] = Some(component.clone());
+            }
+        }
         let functions = spec
             .functions
             .iter()
-            .map(|f| Function::load(engine, &linker, &spec.name, f))
+            .zip(components)
+            .map(|(f, component)| {
+                let component = component.context("every function has a component")?;
+                Function::new(engine, &linker, &spec.name, f, &component)
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
+
+        let stats = cache.stats();
+        let report = LoadReport {
+            functions: functions.len(),
+            components: jobs.len(),
+            cache_hits: stats.hits.load(Ordering::Relaxed),
+            compiled: stats.compiled.load(Ordering::Relaxed),
+            rebuilt: stats.rebuilt.load(Ordering::Relaxed),
+            elapsed: started.elapsed(),
+        };
         tracing::info!(
-            functions = functions.len(),
+            functions = report.functions,
+            components = report.components,
+            cache_hits = report.cache_hits,
+            compiled = report.compiled,
+            rebuilt = report.rebuilt,
             routes = spec.router.routes().len(),
             pooling = engine.is_pooling(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_ms = report.elapsed.as_millis() as u64,
             "app loaded"
         );
         Ok(App {
@@ -48,8 +177,15 @@ impl App {
                 router: spec.router,
                 settings: spec.server,
                 sinks: Arc::new([]),
+                report,
             }),
         })
+    }
+
+    /// What loading did: how many components were compiled or came from
+    /// the cache, and how long it took.
+    pub fn load_report(&self) -> &LoadReport {
+        &self.inner.report
     }
 
     /// Sends every invocation's usage record to `sink` (billing, metrics,

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
+use crate::cache::CacheLocation;
 use crate::engine::{EngineConfig, GustEngine};
 use crate::ledger::{self, Format, Ledger, UsageFilter};
 use crate::manifest::{AppSpec, LedgerLocation, Manifest};
@@ -42,6 +43,13 @@ enum Command {
         /// [default: the manifest's `[admin] listen`, else none].
         #[arg(long)]
         admin: Option<SocketAddr>,
+        /// Directory of the compiled-code cache [default: the manifest's
+        /// `[cache] dir`, else ~/.cache/gust/compiled].
+        #[arg(long, conflicts_with = "no_cache")]
+        cache_dir: Option<PathBuf>,
+        /// Compile every component on start, without the cache.
+        #[arg(long)]
+        no_cache: bool,
         /// Do not meter fuel: for measuring what metering costs. Fuel
         /// budgets are then not enforced and records show 0 Wasm fuel.
         #[arg(long)]
@@ -96,6 +104,8 @@ impl Cli {
                 ledger,
                 no_ledger,
                 admin,
+                cache_dir,
+                no_cache,
                 no_fuel,
             } => {
                 let mut spec = load_spec(target.as_deref())?;
@@ -113,6 +123,11 @@ impl Cli {
                 }
                 if admin.is_some() {
                     spec.admin = admin;
+                }
+                if no_cache {
+                    spec.cache = CacheLocation::Disabled;
+                } else if let Some(dir) = cache_dir {
+                    spec.cache = CacheLocation::Dir(dir);
                 }
                 serve(spec, EngineConfig::default().fuel(!no_fuel))
             }

@@ -9,7 +9,6 @@
 //! response body after the head has gone to the client.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
@@ -34,24 +33,17 @@ pub struct Function {
 }
 
 impl Function {
-    /// Compiles and pre-instantiates a function.
-    pub fn load(
+    /// Pre-instantiates a function from its compiled component: links it
+    /// against the host and type-checks it as a `wasi:http/proxy`.
+    pub fn new(
         engine: &GustEngine,
         linker: &Linker<HostState>,
         app: &FunctionId,
         spec: &FunctionSpec,
+        component: &Component,
     ) -> anyhow::Result<Function> {
-        let bytes = match spec.source.read() {
-            Ok(bytes) => bytes,
-            Err(e) => anyhow::bail!("reading the component of `{}`: {e}", spec.id),
-        };
-        let started = Instant::now();
-        let component = Component::new(engine.engine(), &bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("compiling the component of `{}`", spec.id))?;
-        let compiled = started.elapsed();
         let pre = linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("linking `{}` against the host", spec.id))?;
         let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
@@ -60,13 +52,6 @@ impl Function {
                 spec.id
             )
         })?;
-        tracing::info!(
-            function = %spec.id,
-            bytes = bytes.len(),
-            compile_ms = compiled.as_millis() as u64,
-            total_ms = started.elapsed().as_millis() as u64,
-            "function loaded"
-        );
         Ok(Function {
             id: spec.id.clone(),
             app: app.clone(),

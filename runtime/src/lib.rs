@@ -31,6 +31,7 @@
 pub mod admin;
 pub mod app;
 pub mod billing;
+pub mod cache;
 mod calibrate;
 pub mod cli;
 pub mod engine;

@@ -22,6 +22,7 @@ impl Serving {
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(GUST)
             .env("XDG_DATA_HOME", data.path())
+            .env("XDG_CACHE_HOME", data.path())
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])

@@ -4,6 +4,7 @@
 mod support;
 
 mod billing;
+mod cache;
 mod concurrency;
 mod echo;
 mod failures;

@@ -25,6 +25,14 @@ pub fn engine() -> &'static GustEngine {
     ENGINE.get_or_init(|| GustEngine::new(&EngineConfig::default()).expect("engine"))
 }
 
+/// One compile cache for the whole test binary, so each example compiles
+/// once; tests of the cache itself use directories of their own.
+pub fn cache_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
 /// A running server. Shut down (gracefully) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -85,6 +93,7 @@ impl TestServer {
         std::fs::write(&path, text).unwrap();
         let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
         spec.server.listen = "127.0.0.1:0".parse().unwrap();
+        spec.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
         let mut app = App::load(engine(), spec)

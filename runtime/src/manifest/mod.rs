@@ -36,8 +36,8 @@ mod spec;
 
 pub(crate) use model::duration;
 pub use model::{
-    AdminDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName, RouteDecl,
-    ServerDecl,
+    AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
+    RouteDecl, ServerDecl,
 };
 pub use spec::{
     AppSpec, ComponentSource, FunctionSpec, LedgerLocation, LedgerSettings, Limits, ServerSettings,

@@ -37,6 +37,20 @@ pub struct Manifest {
     /// The admin listener.
     #[serde(default)]
     pub admin: AdminDecl,
+    /// The compiled-code cache.
+    #[serde(default)]
+    pub cache: CacheDecl,
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDecl {
+    /// Directory of compiled artifacts, relative to the manifest.
+    /// Default: `$XDG_CACHE_HOME/gust/compiled`, else `~/.cache/gust/compiled`.
+    pub dir: Option<PathBuf>,
+    /// `false` compiles every component on every start. Default: `true`.
+    pub enabled: Option<bool>,
 }
 
 /// `[ledger]`.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::{FunctionId, Manifest, ManifestError, Problem, resolve};
 use crate::billing::Prices;
+use crate::cache::CacheLocation;
 use crate::quota::QuotaDecl;
 use crate::router::{RoutePattern, Router};
 
@@ -157,6 +158,8 @@ pub struct AppSpec {
     pub ledger: LedgerSettings,
     /// Admin listener address, if any.
     pub admin: Option<SocketAddr>,
+    /// Where compiled components are cached.
+    pub cache: CacheLocation,
     /// Functions, in id order.
     pub functions: Vec<FunctionSpec>,
     /// Routes; targets index into `functions`.
@@ -187,6 +190,7 @@ impl AppSpec {
             server: ServerSettings::default(),
             ledger: LedgerSettings::default(),
             admin: None,
+            cache: CacheLocation::Default,
             functions,
             router,
         })
@@ -393,6 +397,11 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
             server,
             ledger,
             admin: m.admin.listen,
+            cache: match (m.cache.enabled, &m.cache.dir) {
+                (Some(false), _) => CacheLocation::Disabled,
+                (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
+                (_, None) => CacheLocation::Default,
+            },
             functions,
             router,
         })
