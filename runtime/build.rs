@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every crate in `guest-examples/`, in the order they are listed.
-const EXAMPLES: &[&str] = &["hello", "echo", "trap", "spin", "work", "raw"];
+const EXAMPLES: &[&str] = &["hello", "echo", "trap", "spin", "work", "raw", "fetch"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

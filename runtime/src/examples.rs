@@ -11,6 +11,7 @@
 //! | `/spin` | `spin` | an endless loop stopped at its 2 s deadline (504) |
 //! | `GET /work?n=N` | `work` | fuel growing with the work done |
 //! | `/raw/{*rest}` | `raw` | a component built without gust-sdk |
+//! | `GET /fetch?url=URL` | `fetch` | outbound HTTP, refused: not granted |
 
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub fn app_spec() -> Result<AppSpec, ManifestError> {
         function("spin", SPIN, short),
         function("work", WORK, Limits::default()),
         function("raw", RAW, Limits::default()),
+        function("fetch", FETCH, Limits::default()),
     ];
     let get = || Some(vec![http::Method::GET]);
     let route = |p: &str| p.parse().expect("example routes are valid");
@@ -51,6 +53,7 @@ pub fn app_spec() -> Result<AppSpec, ManifestError> {
             (route("/spin"), None, 3),
             (route("/work"), get(), 4),
             (route("/raw/{*rest}"), None, 5),
+            (route("/fetch"), get(), 6),
         ],
     )
 }

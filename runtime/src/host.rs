@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 /// The data of one invocation's `Store`. Created fresh for every request, so
 /// nothing a guest does can leak into another request.
@@ -18,6 +18,30 @@ pub struct HostState {
     pub(crate) io: Arc<IoMeter>,
     /// Host fuel already taken from the store's fuel (see `function`).
     pub(crate) host_fuel_deducted: u64,
+    hooks: DenyOutbound,
+}
+
+/// Outbound HTTP is a capability a manifest will grant per function; no
+/// manifest can grant it yet, so every `wasi:http/outgoing-handler` request
+/// is refused with `HTTP-request-denied` before anything touches the
+/// network (an untrusted guest must not reach the operator's network).
+struct DenyOutbound;
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<WasiBody>,
+    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for DenyOutbound {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
+        tracing::debug!(uri = %request.uri(), "outbound HTTP denied: not granted");
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
 }
 
 /// Body bytes moved by the host for one invocation, counted where they
@@ -94,6 +118,7 @@ impl HostState {
             memory: MemoryMeter::default(),
             io,
             host_fuel_deducted: 0,
+            hooks: DenyOutbound,
         }
     }
 }
@@ -112,7 +137,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: Default::default(),
+            hooks: &mut self.hooks,
         }
     }
 }

@@ -10,6 +10,7 @@ mod echo;
 mod failures;
 mod fuel;
 mod loading;
+mod outbound;
 mod raw;
 mod routing;
 mod shutdown;

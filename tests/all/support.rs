@@ -88,7 +88,8 @@ impl TestServer {
             .replace("{TRAP}", examples::TRAP_PATH)
             .replace("{SPIN}", examples::SPIN_PATH)
             .replace("{WORK}", examples::WORK_PATH)
-            .replace("{RAW}", examples::RAW_PATH);
+            .replace("{RAW}", examples::RAW_PATH)
+            .replace("{FETCH}", examples::FETCH_PATH);
         let path = dir.path().join("gust.toml");
         std::fs::write(&path, text).unwrap();
         let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
