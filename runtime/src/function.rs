@@ -1,12 +1,8 @@
-//! A loaded function: compiled once, pre-instantiated, invoked per request.
-//!
-//! Loading compiles the component, links it against the host interfaces and
-//! type-checks its `wasi:http/incoming-handler` export into a `ProxyPre`.
-//! Invoking does none of that: it creates a fresh `Store` with the
-//! function's fuel budget and deadline, instantiates from the `ProxyPre`
-//! (a pooled slot and copy-on-write memory: microseconds) and calls the
-//! handler in a task of its own, so the guest can keep streaming the
-//! response body after the head has gone to the client.
+//! A loaded function: its compiled component linked against the host and
+//! type-checked as a `wasi:http/proxy` (a `ProxyPre`), with its limits,
+//! prices and quota. Compiling happens in [`crate::app`] (through the
+//! cache); invoking, in `invoke`, which does no compiling, linking or
+//! type-checking.
 
 use std::sync::Arc;
 

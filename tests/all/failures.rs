@@ -95,3 +95,29 @@ async fn out_of_fuel_is_500_and_consumes_the_whole_budget() {
     let reply = server.get("/work?n=10").await;
     assert_eq!(reply.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_the_guest() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let server =
+        TestServer::start(&MANIFEST.replace("timeout = \"1s\"", "timeout = \"20s\"")).await;
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let record = server.record_of("spin").await;
+    assert_eq!(record.outcome, Outcome::ClientGone);
+    assert!(record.fuel_consumed > 0);
+    // Cancelled, not run to its 20 s deadline.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(server.get("/hello").await.status, StatusCode::OK);
+}

@@ -145,6 +145,24 @@ impl TestServer {
             .expect("request failed")
     }
 
+    /// The first usage record of `function`, waiting for it to appear.
+    pub async fn record_of(&self, function: &str) -> InvocationRecord {
+        for _ in 0..1000 {
+            let found = self
+                .records
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|r| r.function.as_str() == function)
+                .cloned();
+            if let Some(record) = found {
+                return record;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no usage record for {function}");
+    }
+
     /// The usage record of a request, waiting for its invocation to end.
     pub async fn record(&self, request_id: &str) -> InvocationRecord {
         for _ in 0..1000 {
