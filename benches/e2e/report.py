@@ -1,6 +1,7 @@
 """Rows and tables for the end-to-end benchmark (benches/e2e/run.sh).
 
-`report.py row` turns one oha JSON report (plus the server's /proc counters
+`report.py row` turns one load-generator report (the JSON that
+wrk-json.lua prints, or oha's `--output-format json`, which has the same shape) (plus the server's /proc counters
 before and after the run) into one JSON line; `report.py table` reads those
 lines, prints the comparison table (mean over rounds, with the gust/wasmtime
 throughput ratio per row) and writes every raw row to CSV and JSON.
@@ -34,12 +35,14 @@ FIELDS = [
 
 
 def row(args: argparse.Namespace) -> None:
-    with open(args.oha) as f:
-        report = json.load(f)
+    with open(args.report) as f:
+        text = f.read()
+    # wrk prints its own summary first, then "JSON" and the object.
+    report = json.loads(text.split("JSON\n", 1)[-1])
     summary = report["summary"]
     codes = report.get("statusCodeDistribution") or {}
     errors = report.get("errorDistribution") or {}
-    ok = int(codes.get("200", 0))
+    ok = int(codes.get("200", 0)) + int(codes.get("2xx", 0))
     responses = sum(int(n) for n in codes.values())
     duration = float(summary["total"])
     pct = report["latencyPercentiles"]
@@ -55,7 +58,7 @@ def row(args: argparse.Namespace) -> None:
         "responses": responses,
         "ok": ok,
         "errors": sum(int(n) for n in errors.values()) + responses - ok,
-        # Only 200 responses count as throughput.
+        # Only successful responses count as throughput.
         "rps": round(ok / duration, 1) if duration > 0 else 0.0,
         "p50_ms": ms(pct.get("p50")),
         "p99_ms": ms(pct.get("p99")),
@@ -120,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("row")
-    p.add_argument("--oha", required=True)
+    p.add_argument("--report", required=True)
     p.add_argument("--component", required=True)
     p.add_argument("--concurrency", type=int, required=True)
     p.add_argument("--round", type=int, required=True)

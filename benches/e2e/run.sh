@@ -59,10 +59,9 @@ if ! "$WASMTIME" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; 
   nice -n 19 cargo install --locked --root "$TOOLS" wasmtime-cli --version "$WASMTIME_VERSION" >&2
 fi
 
-OHA=$TOOLS/bin/oha
-if ! [[ -x $OHA ]]; then
-  log "installing oha into $TOOLS"
-  nice -n 19 cargo install --locked --root "$TOOLS" oha >&2
+if ! command -v wrk > /dev/null; then
+  log "installing wrk (apt-get)"
+  { apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >&2
 fi
 
 # --- components ----------------------------------------------------------------
@@ -154,24 +153,25 @@ CLK_TCK=$(getconf CLK_TCK)
 # measure COMPONENT CONCURRENCY ROUND RUNTIME PORT
 measure() {
   local comp=$1 conc=$2 round=$3 rt=$4 port=$5 pid=${PIDS[$4]}
-  local out=$RUN_DIR/$comp-c$conc-r$round-$rt.json
-  "$OHA" -z "${WARMUP}s" -c "$conc" --no-tui --output-format json \
-    "http://127.0.0.1:$port/hello" > /dev/null
+  local out=$RUN_DIR/$comp-c$conc-r$round-$rt.txt
+  # wrk runs one thread per core at most, and needs connections >= threads.
+  local threads=$((conc < $(nproc) ? conc : $(nproc)))
+  wrk -t "$threads" -c "$conc" -d "${WARMUP}s" "http://127.0.0.1:$port/hello" > /dev/null
   local before after
   before=$(proc_stat "$pid")
-  "$OHA" -z "${DURATION}s" -c "$conc" --no-tui --output-format json \
+  wrk -t "$threads" -c "$conc" -d "${DURATION}s" --latency -s "$E2E/wrk-json.lua" \
     "http://127.0.0.1:$port/hello" > "$out"
   after=$(proc_stat "$pid")
   local rss
   rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")
-  python3 "$E2E/report.py" row --oha "$out" --component "$comp" --concurrency "$conc" \
+  python3 "$E2E/report.py" row --report "$out" --component "$comp" --concurrency "$conc" \
     --round "$round" --runtime "$rt" --before "$before" --after "$after" \
     --clk-tck "$CLK_TCK" --rss-kib "$rss" >> "$ROWS"
   tail -n1 "$ROWS" >&2
 }
 
 log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
-log "wasmtime: $("$WASMTIME" --version); oha: $("$OHA" --version)"
+log "wasmtime: $("$WASMTIME" --version); $(wrk --version 2>&1 | head -n1)"
 for comp in $COMPONENTS; do
   file=$BUILD/$comp.wasm
   log "component $comp: $file ($(stat -c %s "$file") bytes)"

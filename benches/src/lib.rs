@@ -149,8 +149,13 @@ impl Bench {
         let mut linker = Linker::new(engine.engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        let component = Component::new(engine.engine(), bytes).context("compiling")?;
-        let serialized = component.serialize().context("serializing")?;
+        let component = Component::new(engine.engine(), bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling")?;
+        let serialized = component
+            .serialize()
+            .map_err(anyhow::Error::from)
+            .context("serializing")?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
         Ok(Bench {
             mode,

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! probe-serve FILE --listen 127.0.0.1:18083 [--on-demand] [--keep-resident MIB]
-//!     [--pagemap-scan] [--mpk] [--max-memory MIB] [--limit N] [--no-fuel]
+//!     [--pagemap-scan] [--max-memory MIB] [--limit N] [--no-fuel]
 //!     [--epoch-yield] [--workers N]
 //! ```
 //!
@@ -54,9 +54,6 @@ struct Args {
     /// Pool: reset memories with the PAGEMAP_SCAN ioctl (Linux 6.7+).
     #[arg(long)]
     pagemap_scan: bool,
-    /// Pool: memory protection keys (Intel MPK), when the CPU has them.
-    #[arg(long)]
-    mpk: bool,
     /// Largest linear memory, MiB.
     #[arg(long, default_value_t = 256)]
     max_memory: usize,
@@ -81,7 +78,7 @@ type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
 struct Server {
     pre: ProxyPre<BenchState>,
-    limit: Option<Semaphore>,
+    limit: Option<Arc<Semaphore>>,
     fuel: bool,
     epoch_yield: bool,
 }
@@ -107,12 +104,9 @@ fn engine(args: &Args) -> anyhow::Result<Engine> {
         if args.pagemap_scan {
             pool.pagemap_scan(Enabled::Yes);
         }
-        if args.mpk {
-            pool.memory_protection_keys(Enabled::Yes);
-        }
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&config)
+    Ok(Engine::new(&config)?)
 }
 
 async fn handle(
@@ -120,7 +114,7 @@ async fn handle(
     request: hyper::Request<hyper::body::Incoming>,
 ) -> anyhow::Result<hyper::Response<Body>> {
     let permit = match &server.limit {
-        Some(sem) => Some(sem.acquire().await?),
+        Some(sem) => Some(sem.clone().acquire_owned().await?),
         None => None,
     };
     let mut store = Store::new(server.pre.engine(), BenchState::new());
@@ -190,7 +184,7 @@ fn main() -> anyhow::Result<()> {
     }
     let server = Arc::new(Server {
         pre,
-        limit: (args.limit > 0).then(|| Semaphore::new(args.limit)),
+        limit: (args.limit > 0).then(|| Arc::new(Semaphore::new(args.limit))),
         fuel: !args.no_fuel,
         epoch_yield: args.epoch_yield,
     });
@@ -208,9 +202,10 @@ fn main() -> anyhow::Result<()> {
                         Ok::<_, Infallible>(match handle(server, req).await {
                             Ok(response) => response,
                             Err(e) => {
-                                let body = http_body_util::Full::new(Bytes::from(format!("{e:?}\n")))
-                                    .map_err(|never| match never {})
-                                    .boxed_unsync();
+                                let body =
+                                    http_body_util::Full::new(Bytes::from(format!("{e:?}\n")))
+                                        .map_err(|never| match never {})
+                                        .boxed_unsync();
                                 let mut response = hyper::Response::new(body);
                                 *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
                                 response
