@@ -19,7 +19,7 @@ CONNS="${CONNS:-16}"
 PORT="${PORT:-18480}"
 command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)" >&2; exit 1; }
 
-cargo build --release -p gust-runtime >&2
+[ -n "${SKIP_BUILD:-}" ] || cargo build --release -p gust-runtime >&2
 GUST="$CARGO_TARGET_DIR/release/gust"
 OUT=benches/results
 mkdir -p "$OUT"

@@ -317,9 +317,20 @@ fn commit(
     if batch.is_empty() {
         return;
     }
+    let mut rollups: std::collections::HashMap<schema::RollupKey, schema::Rollup> =
+        std::collections::HashMap::new();
+    for record in batch.iter() {
+        rollups
+            .entry(schema::rollup_key(record))
+            .or_default()
+            .add(record);
+    }
     let result = conn.transaction().and_then(|tx| {
         for record in batch.iter() {
             schema::insert(&tx, record)?;
+        }
+        for (key, totals) in &rollups {
+            schema::add_rollup(&tx, key, totals)?;
         }
         tx.commit()
     });
