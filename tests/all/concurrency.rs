@@ -44,3 +44,48 @@ function = "echo"
         task.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn http2_requests_are_served() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let server = TestServer::start(
+        r#"
+[functions.echo]
+component = "{ECHO}"
+[[routes]]
+path = "/echo/{*rest}"
+function = "echo"
+"#,
+    )
+    .await;
+    // HTTP/2 with prior knowledge (h2c), several streams on one connection.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let streams: Vec<_> = (0..10)
+        .map(|i| {
+            let mut sender = sender.clone();
+            tokio::spawn(async move {
+                let request = http::Request::post(format!("http://localhost/echo/h2/{i}"))
+                    .body(Full::new(Bytes::from(format!("body {i}"))))
+                    .unwrap();
+                let response = sender.send_request(request).await.unwrap();
+                assert_eq!(response.version(), http::Version::HTTP_2);
+                assert_eq!(response.status(), StatusCode::OK);
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                assert_eq!(json["params"]["rest"], format!("h2/{i}"));
+                assert_eq!(json["body"], format!("body {i}"));
+            })
+        })
+        .collect();
+    for stream in streams {
+        stream.await.unwrap();
+    }
+}
