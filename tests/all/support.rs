@@ -147,38 +147,37 @@ impl TestServer {
 
     /// The first usage record of `function`, waiting for it to appear.
     pub async fn record_of(&self, function: &str) -> InvocationRecord {
-        for _ in 0..1000 {
-            let found = self
-                .records
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|r| r.function.as_str() == function)
-                .cloned();
-            if let Some(record) = found {
-                return record;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no usage record for {function}");
+        self.wait_for(|r| r.function.as_str() == function, function)
+            .await
     }
 
     /// The usage record of a request, waiting for its invocation to end.
     pub async fn record(&self, request_id: &str) -> InvocationRecord {
+        self.wait_for(|r| r.request_id == request_id, request_id)
+            .await
+    }
+
+    /// Records are finished when the guest and its response body are
+    /// done, a little after the client has the response: poll, bounded.
+    async fn wait_for(
+        &self,
+        matches: impl Fn(&InvocationRecord) -> bool,
+        what: &str,
+    ) -> InvocationRecord {
         for _ in 0..1000 {
             let found = self
                 .records
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|r| r.request_id == request_id)
+                .find(|r| matches(r))
                 .cloned();
             if let Some(record) = found {
                 return record;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("no usage record for request {request_id}");
+        panic!("no usage record for {what}");
     }
 }
 
