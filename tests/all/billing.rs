@@ -121,6 +121,7 @@ fuel = 100000
 [functions.spin]
 component = "{SPIN}"
 timeout = "300ms"
+fuel = 1_000_000_000_000
 [[routes]]
 path = "/trap"
 function = "trap"

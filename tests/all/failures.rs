@@ -15,6 +15,7 @@ component = "{TRAP}"
 [functions.spin]
 component = "{SPIN}"
 timeout = "1s"
+fuel = 1_000_000_000_000
 [functions.work]
 component = "{WORK}"
 fuel = 200000
