@@ -9,6 +9,7 @@ mod concurrency;
 mod echo;
 mod failures;
 mod fuel;
+mod limits;
 mod loading;
 mod outbound;
 mod raw;

@@ -90,6 +90,8 @@ pub struct ServerDecl {
     pub listen: Option<std::net::SocketAddr>,
     /// Largest request body accepted, in bytes (413 past it).
     pub max_body_size: Option<u64>,
+    /// Largest request head in bytes (431 past it).
+    pub max_header_size: Option<usize>,
     /// How long a client may take to send its request headers.
     #[serde(default, with = "humantime_serde")]
     pub header_read_timeout: Option<Duration>,

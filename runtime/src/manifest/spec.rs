@@ -48,6 +48,10 @@ pub struct ServerSettings {
     pub max_body_size: u64,
     /// Time allowed for a client to send its request head. Default: 10 s.
     pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers), in bytes; larger
+    /// heads get 431. Default: 64 KiB (at least 8 KiB). More than 100
+    /// headers also get 431 (hyper's limit).
+    pub max_header_size: usize,
 }
 
 impl Default for ServerSettings {
@@ -56,6 +60,7 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_size: 64 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            max_header_size: 64 * 1024,
         }
     }
 }
@@ -281,6 +286,11 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
             .server
             .header_read_timeout
             .unwrap_or(ServerSettings::default().header_read_timeout),
+        max_header_size: m
+            .server
+            .max_header_size
+            .unwrap_or(ServerSettings::default().max_header_size)
+            .max(8192),
     };
     if server.header_read_timeout.is_zero() {
         problems.push("server.header_read_timeout", "must be greater than 0");

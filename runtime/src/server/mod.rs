@@ -69,8 +69,15 @@ impl Server {
             .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(self.app.settings().header_read_timeout)
+            // The read buffer bounds the request head: past it, 431.
+            .max_buf_size(self.app.settings().max_header_size)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(
+                u32::try_from(self.app.settings().max_header_size).unwrap_or(u32::MAX),
+            );
 
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);

@@ -1,0 +1,68 @@
+//! Request heads that are too large are refused with 431, and the server
+//! keeps serving.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::support::TestServer;
+
+const MANIFEST: &str = r#"
+[server]
+max_header_size = 16384
+[functions.hello]
+component = "{HELLO}"
+[[routes]]
+path = "/{*any}"
+function = "hello"
+"#;
+
+/// Sends raw bytes and returns the status line of the answer.
+async fn raw(server: &TestServer, head: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(head).await;
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn oversized_and_too_many_headers_get_431() {
+    let server = TestServer::start(MANIFEST).await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(32 * 1024)
+    );
+    assert_eq!(
+        raw(&server, big.as_bytes()).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..150 {
+        many += &format!("X-H{i}: v\r\n");
+    }
+    many += "\r\n";
+    assert_eq!(
+        raw(&server, many.as_bytes()).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+
+    let long_url = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(1 << 20));
+    assert_eq!(
+        raw(&server, long_url.as_bytes()).await,
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+
+    // Heads within the limits are served.
+    let fine = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Ok: {}\r\nConnection: close\r\n\r\n",
+        "a".repeat(4096)
+    );
+    assert_eq!(raw(&server, fine.as_bytes()).await, "HTTP/1.1 200 OK");
+}
