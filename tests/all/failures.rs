@@ -122,3 +122,40 @@ async fn a_client_that_leaves_cancels_the_guest() {
     );
     assert_eq!(server.get("/hello").await.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_full_instance_pool_is_503_with_retry_after() {
+    use gust_runtime::{EngineConfig, GustEngine};
+
+    // Room for one live instance only.
+    let engine = GustEngine::new(&EngineConfig::default().max_instances(1)).unwrap();
+    if !engine.is_pooling() {
+        // The pool could not be reserved here; nothing to exhaust.
+        return;
+    }
+    let server = std::sync::Arc::new(TestServer::start_on(&engine, MANIFEST, None).await);
+    let spinning = {
+        let server = server.clone();
+        tokio::spawn(async move { server.get("/spin").await })
+    };
+    // Wait until the spinning guest holds the only slot.
+    let mut overloaded = None;
+    for _ in 0..100 {
+        let reply = server.get("/hello").await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            overloaded = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reply = overloaded.expect("a second instance must not fit the pool");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert_eq!(reply.text(), "server overloaded, retry later\n");
+    assert_eq!(
+        server.record(&reply.request_id()).await.outcome,
+        Outcome::Overloaded
+    );
+    assert_eq!(spinning.await.unwrap().status, StatusCode::GATEWAY_TIMEOUT);
+    // The slot is free again.
+    assert_eq!(server.get("/hello").await.status, StatusCode::OK);
+}

@@ -81,6 +81,15 @@ impl TestServer {
     /// Like [`TestServer::start`], with a ledger attached as `gust serve`
     /// attaches it.
     pub async fn start_with_ledger(manifest: &str, ledger: Option<LedgerSettings>) -> TestServer {
+        Self::start_on(engine(), manifest, ledger).await
+    }
+
+    /// Like [`TestServer::start_with_ledger`], on an engine of the test's own.
+    pub async fn start_on(
+        engine: &GustEngine,
+        manifest: &str,
+        ledger: Option<LedgerSettings>,
+    ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let text = manifest
             .replace("{HELLO}", examples::HELLO_PATH)
@@ -97,7 +106,7 @@ impl TestServer {
         spec.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
-        let mut app = App::load(engine(), spec)
+        let mut app = App::load(engine, spec)
             .unwrap()
             .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
             .unwrap();
