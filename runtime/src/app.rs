@@ -15,7 +15,9 @@ use crate::engine::GustEngine;
 use crate::function::Function;
 use crate::manifest::{AppSpec, ServerSettings};
 use crate::metering::{InvocationRecord, RecordSink};
-use crate::router::Router;
+use crate::router::{Router, Segment};
+use crate::server::headers;
+use http::{HeaderName, HeaderValue};
 
 /// Functions ready to serve, plus their routes. Cheap to clone.
 #[derive(Clone)]
@@ -25,10 +27,51 @@ pub struct App {
 
 struct Inner {
     functions: Vec<Function>,
-    router: Router<usize>,
+    router: Router<RouteTarget>,
     settings: ServerSettings,
     sinks: Arc<[RecordSink]>,
     report: LoadReport,
+}
+
+/// What a route leads to, with the request headers it sets (the matched
+/// pattern, one name per parameter) prepared at load time rather than per
+/// request.
+#[derive(Debug, Clone)]
+pub struct RouteTarget {
+    /// Index into [`App::functions`].
+    pub function: usize,
+    pub(crate) route_value: HeaderValue,
+    /// `x-gust-param-NAME` for each parameter, in pattern order (the order
+    /// of a match's parameters).
+    pub(crate) param_names: Vec<HeaderName>,
+}
+
+fn route_targets(router: &Router<usize>) -> anyhow::Result<Router<RouteTarget>> {
+    let mut targets = Router::new();
+    for route in router.routes() {
+        let pattern = route.pattern();
+        let route_value = HeaderValue::from_bytes(pattern.as_str().as_bytes())
+            .with_context(|| format!("route `{pattern}` cannot be sent as a header"))?;
+        let param_names = pattern
+            .segments()
+            .iter()
+            .filter_map(|s| match s {
+                Segment::Param(name) | Segment::Wildcard(name) => Some(name),
+                Segment::Literal(_) => None,
+            })
+            .map(|name| HeaderName::try_from(format!("{}{name}", headers::PARAM_PREFIX)))
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| {
+                format!("route `{pattern}` has a parameter name unfit for a header")
+            })?;
+        let target = RouteTarget {
+            function: *route.target(),
+            route_value,
+            param_names,
+        };
+        targets.add(pattern.clone(), route.methods().map(<[_]>::to_vec), target)?;
+    }
+    Ok(targets)
 }
 
 /// What [`App::load`] did.
@@ -174,7 +217,7 @@ impl App {
         Ok(App {
             inner: Arc::new(Inner {
                 functions,
-                router: spec.router,
+                router: route_targets(&spec.router)?,
                 settings: spec.server,
                 sinks: Arc::new([]),
                 report,
@@ -223,7 +266,7 @@ impl App {
     }
 
     /// The route table.
-    pub fn router(&self) -> &Router<usize> {
+    pub fn router(&self) -> &Router<RouteTarget> {
         &self.inner.router
     }
 

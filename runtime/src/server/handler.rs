@@ -10,7 +10,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::body::LimitedBody;
 use super::reject::Rejection;
-use crate::app::App;
+use crate::app::{App, RouteTarget};
 use crate::host::IoMeter;
 use crate::invoke::{Invoked, RequestInfo};
 use crate::router::RouteError;
@@ -72,9 +72,10 @@ async fn route_and_invoke(
         return Rejection::BodyTooLarge.into_response();
     }
 
+    let target = matched.route.target();
     let route = matched.route.pattern().as_str().to_owned();
-    let function = &app.functions()[*matched.route.target()];
-    let route_headers = route_headers(&route, &matched.params);
+    let function = &app.functions()[target.function];
+    let route_headers = route_headers(target, &matched.params);
     let headers = request.headers_mut();
     let reserved: Vec<HeaderName> = headers
         .keys()
@@ -126,18 +127,17 @@ async fn route_and_invoke(
     }
 }
 
-/// `x-gust-route` and one `x-gust-param-NAME` per parameter; `None` when a
-/// parameter value is not a valid header value.
-fn route_headers(route: &str, params: &[(&str, &str)]) -> Option<http::HeaderMap> {
+/// `x-gust-route` and one `x-gust-param-NAME` per parameter (names and
+/// the route value prepared at load time); `None` when a parameter value is
+/// not a valid header value.
+fn route_headers(target: &RouteTarget, params: &[(&str, &str)]) -> Option<http::HeaderMap> {
     let mut map = http::HeaderMap::with_capacity(params.len() + 1);
     map.insert(
         HeaderName::from_static(headers::ROUTE),
-        HeaderValue::from_str(route).ok()?,
+        target.route_value.clone(),
     );
-    for (name, value) in params {
-        let name =
-            HeaderName::from_bytes(format!("{}{name}", headers::PARAM_PREFIX).as_bytes()).ok()?;
-        map.insert(name, HeaderValue::from_str(value).ok()?);
+    for (name, (_, value)) in target.param_names.iter().zip(params) {
+        map.insert(name.clone(), HeaderValue::from_str(value).ok()?);
     }
     Some(map)
 }
