@@ -249,17 +249,6 @@ impl App {
         })
     }
 
-    /// Replaces the server settings (listen address, body limit, timeouts).
-    pub fn with_settings(self, settings: ServerSettings) -> anyhow::Result<App> {
-        let mut inner = Arc::try_unwrap(self.inner).map_err(|_| {
-            anyhow::anyhow!("with_settings must be called before the app is shared")
-        })?;
-        inner.settings = settings;
-        Ok(App {
-            inner: Arc::new(inner),
-        })
-    }
-
     /// The functions, in the spec's order (route targets index into it).
     pub fn functions(&self) -> &[Function] {
         &self.inner.functions

@@ -56,11 +56,8 @@ impl CacheLocation {
 
 /// The default cache directory.
 pub fn default_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
-    base.unwrap_or_else(std::env::temp_dir)
-        .join("gust")
+    crate::dirs::gust_dir("XDG_CACHE_HOME", ".cache")
+        .unwrap_or_else(|| std::env::temp_dir().join("gust"))
         .join("compiled")
 }
 

@@ -155,7 +155,6 @@ impl Function {
                 status: 0,
                 outcome: Outcome::Ok,
             }),
-            wasm_fuel: Default::default(),
             status: AtomicU16::new(0),
             body_streaming: AtomicBool::new(false),
             body_finished: AtomicBool::new(info.head),
@@ -294,7 +293,6 @@ impl Drop for CancelOnDrop {
 /// finishes the record and hands it out.
 struct Completion {
     record: Mutex<InvocationRecord>,
-    wasm_fuel: std::sync::atomic::AtomicU64,
     status: AtomicU16,
     /// A response body was handed to the client.
     body_streaming: AtomicBool,
@@ -314,8 +312,9 @@ impl Completion {
         peak: u64,
         duration: std::time::Duration,
     ) {
-        self.wasm_fuel.store(wasm_fuel, Ordering::Relaxed);
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        // Wasm fuel only; host fuel is added once the body is done too.
+        record.fuel_consumed = wasm_fuel;
         record.outcome = outcome;
         record.peak_memory_bytes = peak;
         record.duration = duration;
@@ -353,9 +352,8 @@ impl Drop for Completion {
         record.request_bytes = self.io.request_bytes();
         record.response_bytes = self.io.response_bytes();
         record.host_fuel = self.io.host_fuel();
-        record.fuel_consumed = self
-            .wasm_fuel
-            .load(Ordering::Relaxed)
+        record.fuel_consumed = record
+            .fuel_consumed
             .saturating_add(record.host_fuel)
             .min(record.fuel_budget);
         record.cost_nanos = self.prices.cost(&Usage {

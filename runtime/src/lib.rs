@@ -34,6 +34,7 @@ pub mod billing;
 pub mod cache;
 mod calibrate;
 pub mod cli;
+mod dirs;
 pub mod engine;
 #[cfg(feature = "builtin-examples")]
 pub mod examples;

@@ -84,13 +84,10 @@ pub struct Ledger {
 /// gust's data directory: `$XDG_DATA_HOME/gust`, else
 /// `$HOME/.local/share/gust`, else the working directory.
 pub fn default_path() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    match base {
-        Some(base) => base.join("gust").join("ledger.sqlite"),
-        None => PathBuf::from("gust-ledger.sqlite"),
-    }
+    crate::dirs::gust_dir("XDG_DATA_HOME", ".local/share").map_or_else(
+        || PathBuf::from("gust-ledger.sqlite"),
+        |dir| dir.join("ledger.sqlite"),
+    )
 }
 
 fn open_file(path: &Path) -> anyhow::Result<Connection> {

@@ -276,20 +276,18 @@ fn check_limits(
 pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec, ManifestError> {
     let mut problems = Problems(Vec::new());
 
+    let d = ServerSettings::default();
     let server = ServerSettings {
-        listen: m.server.listen.unwrap_or(ServerSettings::default().listen),
-        max_body_size: m
-            .server
-            .max_body_size
-            .unwrap_or(ServerSettings::default().max_body_size),
+        listen: m.server.listen.unwrap_or(d.listen),
+        max_body_size: m.server.max_body_size.unwrap_or(d.max_body_size),
         header_read_timeout: m
             .server
             .header_read_timeout
-            .unwrap_or(ServerSettings::default().header_read_timeout),
+            .unwrap_or(d.header_read_timeout),
         max_header_size: m
             .server
             .max_header_size
-            .unwrap_or(ServerSettings::default().max_header_size)
+            .unwrap_or(d.max_header_size)
             .max(8192),
     };
     if server.header_read_timeout.is_zero() {
