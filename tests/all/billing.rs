@@ -363,6 +363,11 @@ async fn admin_endpoint_serves_usage_and_metrics() {
     .await
     .unwrap();
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let post = crate::support::send(admin, Request::post("/usage").body(Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(post.headers["allow"], "GET");
     let none = crate::support::send(admin, Request::get("/nope").body(Bytes::new()).unwrap())
         .await
         .unwrap();

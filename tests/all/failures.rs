@@ -129,10 +129,10 @@ async fn a_full_instance_pool_is_503_with_retry_after() {
 
     // Room for one live instance only.
     let engine = GustEngine::new(&EngineConfig::default().max_instances(1)).unwrap();
-    if !engine.is_pooling() {
-        // The pool could not be reserved here; nothing to exhaust.
-        return;
-    }
+    assert!(
+        engine.is_pooling(),
+        "the pooling allocator must be available for this test"
+    );
     let server = std::sync::Arc::new(TestServer::start_on(&engine, MANIFEST, None).await);
     let spinning = {
         let server = server.clone();

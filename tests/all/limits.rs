@@ -1,5 +1,5 @@
-//! Request heads that are too large are refused with 431, and the server
-//! keeps serving.
+//! Request heads that are too large (431) or cannot reach a guest (400)
+//! are refused, and the server keeps serving.
 
 use std::time::Duration;
 
@@ -65,4 +65,18 @@ async fn oversized_and_too_many_headers_get_431() {
         "a".repeat(4096)
     );
     assert_eq!(raw(&server, fine.as_bytes()).await, "HTTP/1.1 200 OK");
+}
+
+#[tokio::test]
+async fn a_request_without_host_is_400() {
+    let server = TestServer::start(MANIFEST).await;
+    // HTTP/1.0 allows leaving out Host; wasi:http needs an authority.
+    assert_eq!(
+        raw(&server, b"GET /x HTTP/1.0\r\n\r\n").await,
+        "HTTP/1.0 400 Bad Request"
+    );
+    assert_eq!(
+        raw(&server, b"GET /x HTTP/1.0\r\nHost: x\r\n\r\n").await,
+        "HTTP/1.0 200 OK"
+    );
 }

@@ -261,3 +261,25 @@ fn single_component_serves_every_path() {
         "{err}"
     );
 }
+
+#[test]
+fn quota_must_be_positive() {
+    let err = error(
+        r#"
+[functions.hello]
+component = "hello.wasm"
+quota = { fuel = 0, window = "0s" }
+[[routes]]
+path = "/"
+function = "hello"
+"#,
+    );
+    assert!(
+        err.contains("functions.hello.quota.fuel: must be greater than 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("functions.hello.quota.window: must be greater than 0"),
+        "{err}"
+    );
+}
