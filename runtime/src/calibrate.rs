@@ -51,6 +51,7 @@ mod imp {
             limits: Limits {
                 fuel: u64::MAX / 2,
                 timeout: Duration::from_secs(60),
+                ..Limits::default()
             },
             ..FunctionSpec::new(
                 FunctionId::try_from("work").map_err(anyhow::Error::msg)?,

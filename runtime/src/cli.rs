@@ -134,7 +134,9 @@ impl Cli {
                 } else if let Some(dir) = cache_dir {
                     spec.cache = CacheLocation::Dir(dir);
                 }
-                let mut engine = EngineConfig::default().fuel(!no_fuel);
+                let mut engine = EngineConfig::default()
+                    .with_settings(&spec.engine)
+                    .fuel(!no_fuel);
                 if let Some(mib) = keep_resident {
                     engine = engine.memory_keep_resident(mib << 20);
                 }
@@ -200,10 +202,27 @@ pub fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
         .unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
+/// Every connection is a file descriptor: raise the soft limit to the hard
+/// one (often 1024 -> 1M), and say so when it still cannot hold
+/// `max_connections` plus room for components, the ledger and the admin
+/// listener.
+fn raise_open_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < max_connections as u64 + 256 => tracing::warn!(
+            limit,
+            max_connections,
+            "the open-file limit is below [server].max_connections: accepting will fail before that many connections"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
 fn serve(spec: AppSpec, engine: EngineConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    raise_open_file_limit(spec.server.max_connections);
     runtime.block_on(async move {
         let engine = GustEngine::new(&engine)?;
         let ledger = Ledger::open(&spec.ledger)?.map(Arc::new);

@@ -38,6 +38,8 @@ pub struct EngineConfig {
     keep_resident: Option<usize>,
     max_instances: u32,
     max_memory_size: usize,
+    max_table_elements: usize,
+    max_wasm_stack: usize,
     epoch_tick: Duration,
 }
 
@@ -49,6 +51,8 @@ impl Default for EngineConfig {
             keep_resident: None,
             max_instances: 1000,
             max_memory_size: 256 << 20,
+            max_table_elements: 20_000,
+            max_wasm_stack: 512 << 10,
             epoch_tick: Duration::from_millis(5),
         }
     }
@@ -98,6 +102,27 @@ impl EngineConfig {
         self
     }
 
+    /// Largest table one instance may have, in elements. Default: 20,000.
+    pub fn max_table_elements(mut self, elements: usize) -> Self {
+        self.max_table_elements = elements;
+        self
+    }
+
+    /// Largest Wasm stack of one invocation, in bytes; deeper recursion
+    /// traps with a stack overflow. Default: 512 KiB.
+    pub fn max_wasm_stack(mut self, bytes: usize) -> Self {
+        self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// The settings of a manifest's `[engine]` table.
+    pub fn with_settings(self, settings: &crate::manifest::EngineSettings) -> Self {
+        self.max_instances(settings.max_instances)
+            .max_memory_size(settings.max_memory_size)
+            .max_table_elements(settings.max_table_elements)
+            .max_wasm_stack(settings.max_wasm_stack)
+    }
+
     /// How often the epoch advances: the granularity of deadlines and of
     /// yielding a busy guest back to the scheduler. Default: 5 ms.
     pub fn epoch_tick(mut self, tick: Duration) -> Self {
@@ -111,7 +136,10 @@ impl EngineConfig {
             .consume_fuel(self.fuel)
             .epoch_interruption(true)
             .memory_init_cow(true)
-            .wasm_component_model(true);
+            .wasm_component_model(true)
+            .max_wasm_stack(self.max_wasm_stack)
+            // Host calls run on the same stack, after the guest's frames.
+            .async_stack_size(self.max_wasm_stack + (1 << 20));
         if pooling {
             let n = self.max_instances;
             let mut pool = PoolingAllocationConfig::default();
@@ -122,7 +150,8 @@ impl EngineConfig {
                 .total_memories(n.saturating_mul(2))
                 .total_tables(n.saturating_mul(4))
                 .total_stacks(n)
-                .max_memory_size(self.max_memory_size);
+                .max_memory_size(self.max_memory_size)
+                .table_elements(self.max_table_elements);
             let pagemap = pagemap_scan_supported();
             let keep =
                 self.keep_resident

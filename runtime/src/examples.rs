@@ -33,6 +33,7 @@ pub fn app_spec() -> Result<AppSpec, ManifestError> {
     let short = Limits {
         timeout: Duration::from_secs(2),
         fuel: 1_000_000_000_000,
+        ..Limits::default()
     };
     let functions = vec![
         function("hello", HELLO, Limits::default()),

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use crate::admission::Admission;
 use crate::billing::Prices;
 use crate::engine::GustEngine;
 use crate::host::HostState;
@@ -24,6 +25,7 @@ pub struct Function {
     pub(crate) prices: Arc<Prices>,
     pub(crate) quota: Option<Arc<Quota>>,
     pub(crate) pre: ProxyPre<HostState>,
+    pub(crate) admission: Admission,
     /// Whether the engine meters fuel.
     pub(crate) fuel: bool,
 }
@@ -55,6 +57,7 @@ impl Function {
             prices: Arc::new(spec.prices.clone()),
             quota: spec.quota.map(|q| Arc::new(Quota::new(q))),
             pre,
+            admission: Admission::new(&spec.limits),
             fuel: engine.is_metering_fuel(),
         })
     }

@@ -8,6 +8,9 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::manifest::Limits;
+use crate::output::GuestOutput;
+
 /// The data of one invocation's `Store`. Created fresh for every request, so
 /// nothing a guest does can leak into another request.
 pub struct HostState {
@@ -19,6 +22,9 @@ pub struct HostState {
     /// Host fuel already taken from the store's fuel (see `function`).
     pub(crate) host_fuel_deducted: u64,
     hooks: DenyOutbound,
+    /// The guest's stdout and stderr, logged when the invocation ends.
+    pub(crate) stdout: GuestOutput,
+    pub(crate) stderr: GuestOutput,
 }
 
 /// Outbound HTTP is a capability a manifest will grant per function; no
@@ -74,13 +80,33 @@ impl IoMeter {
     }
 }
 
-/// Tracks the instance's total linear memory: wasmtime asks before every
-/// memory is created or grown, and memories never shrink, so the running
-/// sum of growth is the current total and its maximum the peak.
-#[derive(Debug, Default)]
+/// The store's `ResourceLimiter`: enforces the function's memory, table
+/// and instance limits, and tracks the instance's total linear memory.
+/// wasmtime asks before every memory is created or grown, and memories never
+/// shrink, so the running sum of growth is the current total and its
+/// maximum the peak.
+#[derive(Debug)]
 pub(crate) struct MemoryMeter {
     total: usize,
     pub(crate) peak: usize,
+    memory_limit: usize,
+    table_limit: usize,
+    instance_limit: usize,
+    /// A growth was refused: the guest hit its memory or table limit.
+    pub(crate) refused: Option<&'static str>,
+}
+
+impl MemoryMeter {
+    pub(crate) fn new(limits: &Limits) -> MemoryMeter {
+        MemoryMeter {
+            total: 0,
+            peak: 0,
+            memory_limit: limits.memory,
+            table_limit: limits.table_elements,
+            instance_limit: limits.instances,
+            refused: None,
+        }
+    }
 }
 
 impl ResourceLimiter for MemoryMeter {
@@ -90,35 +116,68 @@ impl ResourceLimiter for MemoryMeter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        self.total = self.total.saturating_add(desired.saturating_sub(current));
-        self.peak = self.peak.max(self.total);
+        let total = self.total.saturating_add(desired.saturating_sub(current));
+        if total > self.memory_limit {
+            // `memory.grow` returns -1, as the Wasm spec lets a host do.
+            self.refused = Some("memory limit");
+            return Ok(false);
+        }
+        self.total = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
         _current: usize,
-        _desired: usize,
+        desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        if desired > self.table_limit {
+            self.refused = Some("table limit");
+            return Ok(false);
+        }
         Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.instance_limit
+    }
+
+    fn tables(&self) -> usize {
+        self.instance_limit
+    }
+
+    fn memories(&self) -> usize {
+        self.instance_limit
     }
 }
 
 impl HostState {
-    pub(crate) fn new(io: Arc<IoMeter>) -> Self {
-        // Guest stdout/stderr go to gust's own, as with `wasmtime serve`:
-        // panic messages of a trapping guest are the first thing a developer
-        // needs to see.
-        let wasi = WasiCtx::builder().inherit_stdout().inherit_stderr().build();
+    pub(crate) fn new(io: Arc<IoMeter>, limits: &Limits) -> Self {
+        // Guest stdout/stderr are kept (bounded) and logged with the
+        // request: a trapping guest's panic message is the first thing a
+        // developer needs to see.
+        let stdout = GuestOutput::default();
+        let stderr = GuestOutput::default();
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .build();
+        let mut table = ResourceTable::new();
+        // Host resources live in host memory, outside the guest's linear
+        // memory limit: cap how many one invocation may hold.
+        table.set_max_capacity(limits.resources);
         HostState {
             wasi,
             http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            memory: MemoryMeter::default(),
+            table,
+            memory: MemoryMeter::new(limits),
             io,
             host_fuel_deducted: 0,
             hooks: DenyOutbound,
+            stdout,
+            stderr,
         }
     }
 }

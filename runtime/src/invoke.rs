@@ -25,10 +25,12 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use crate::admission::Refused;
 use crate::billing::{Prices, Usage};
 use crate::function::Function;
 use crate::host::{HostState, IoMeter};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
+use crate::output::GuestOutput;
 use crate::quota::Quota;
 
 /// Raised by the epoch callback once an invocation's deadline has passed.
@@ -56,6 +58,8 @@ pub(crate) enum Invoked {
     BadRequest(String),
     /// The function's quota is used up for this window.
     QuotaExceeded(std::time::Duration),
+    /// The function's concurrency limit and queue are full.
+    Busy(Refused),
     /// The invocation ended without a response.
     Failed { outcome: Outcome, detail: String },
 }
@@ -64,9 +68,11 @@ pub(crate) enum Invoked {
 pub(crate) fn failure_status(outcome: Outcome) -> http::StatusCode {
     use http::StatusCode;
     match outcome {
-        Outcome::Ok | Outcome::Trap | Outcome::OutOfFuel | Outcome::NoResponse => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Outcome::Ok
+        | Outcome::Trap
+        | Outcome::OutOfFuel
+        | Outcome::NoResponse
+        | Outcome::ResponseTooLarge => StatusCode::INTERNAL_SERVER_ERROR,
         Outcome::Timeout => StatusCode::GATEWAY_TIMEOUT,
         Outcome::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
         // Nobody is left to see it; logged as nginx does.
@@ -93,12 +99,17 @@ impl Function {
             return Invoked::QuotaExceeded(retry_after);
         }
 
+        let slot = match self.admission.admit().await {
+            Ok(slot) => slot,
+            Err(refused) => return Invoked::Busy(refused),
+        };
+
         let start = SystemTime::now();
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
         let budget = self.limits.fuel;
 
-        let mut store = Store::new(self.pre.engine(), HostState::new(io.clone()));
+        let mut store = Store::new(self.pre.engine(), HostState::new(io.clone(), &self.limits));
         store.limiter(|state| &mut state.memory);
         let metering = self.fuel;
         if metering && let Err(e) = store.set_fuel(budget) {
@@ -136,6 +147,7 @@ impl Function {
             ))
         });
 
+        let cancel = Arc::new(Notify::new());
         let completion = Arc::new(Completion {
             record: Mutex::new(InvocationRecord {
                 app: self.app.clone(),
@@ -158,6 +170,8 @@ impl Function {
             status: AtomicU16::new(0),
             body_streaming: AtomicBool::new(false),
             body_finished: AtomicBool::new(info.head),
+            too_large: AtomicBool::new(false),
+            cancel: cancel.clone(),
             io,
             prices: self.prices.clone(),
             quota: self.quota.clone(),
@@ -195,7 +209,6 @@ impl Function {
             }
         };
 
-        let cancel = Arc::new(Notify::new());
         let pre = self.pre.clone();
         let task = {
             let completion = completion.clone();
@@ -222,14 +235,22 @@ impl Function {
                     0
                 };
                 let peak = state.memory.peak as u64;
+                let refused = state.memory.refused;
+                let output = (state.stdout.clone(), state.stderr.clone());
                 // Dropping the store drops an unanswered response outparam,
                 // which wakes the request path.
                 drop(store);
-                let (outcome, detail) = match result {
+                drop(slot);
+                let (outcome, mut detail) = match result {
                     Some(result) => classify(result),
                     None => (Outcome::ClientGone, "the client went away".to_owned()),
                 };
-                completion.guest_done(outcome, wasm_fuel, peak, started.elapsed());
+                if let Some(limit) = refused
+                    && outcome != Outcome::Ok
+                {
+                    detail = format!("the guest reached its {limit}: {detail}");
+                }
+                completion.guest_done(outcome, wasm_fuel, peak, started.elapsed(), output);
                 (outcome, detail)
             })
         };
@@ -241,6 +262,7 @@ impl Function {
             Ok(Ok(response)) => {
                 completion.body_streaming.store(true, Ordering::Relaxed);
                 let completion = completion.clone();
+                let max = self.limits.max_response_size;
                 let expected: Option<u64> = response
                     .headers()
                     .get(http::header::CONTENT_LENGTH)
@@ -255,6 +277,7 @@ impl Function {
                         completion,
                         sent: 0,
                         expected,
+                        max,
                     }
                     .boxed_unsync()
                 }))
@@ -298,6 +321,10 @@ struct Completion {
     body_streaming: AtomicBool,
     /// The response body reached its end (or there is none to send).
     body_finished: AtomicBool,
+    /// The response body passed `max_response_size` and was cut.
+    too_large: AtomicBool,
+    /// Stops the guest task (its client is gone or its body was cut).
+    cancel: Arc<Notify>,
     io: Arc<IoMeter>,
     prices: Arc<Prices>,
     quota: Option<Arc<Quota>>,
@@ -311,8 +338,11 @@ impl Completion {
         wasm_fuel: u64,
         peak: u64,
         duration: std::time::Duration,
+        (stdout, stderr): (GuestOutput, GuestOutput),
     ) {
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
+        stdout.log("stdout", record.function.as_str(), &record.request_id);
+        stderr.log("stderr", record.function.as_str(), &record.request_id);
         // Wasm fuel only; host fuel is added once the body is done too.
         record.fuel_consumed = wasm_fuel;
         record.outcome = outcome;
@@ -339,7 +369,9 @@ impl Drop for Completion {
         let mut code = self.status.load(Ordering::Relaxed);
         let streaming = self.body_streaming.load(Ordering::Relaxed);
         let finished = self.body_finished.load(Ordering::Relaxed);
-        if streaming && !finished && record.outcome == Outcome::Ok {
+        if self.too_large.load(Ordering::Relaxed) {
+            record.outcome = Outcome::ResponseTooLarge;
+        } else if streaming && !finished && record.outcome == Outcome::Ok {
             record.outcome = Outcome::ClientGone;
         }
         if code == 0 {
@@ -381,6 +413,18 @@ struct MeteredBody {
     sent: u64,
     /// The declared `content-length`: hyper stops polling once it is sent.
     expected: Option<u64>,
+    /// The function's `max_response_size`.
+    max: u64,
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        // hyper drops an unfinished body when the client goes away (or the
+        // stream was cut): the guest's remaining work is for nobody.
+        if !self.completion.body_finished.load(Ordering::Relaxed) {
+            self.completion.cancel.notify_one();
+        }
+    }
 }
 
 impl Body for MeteredBody {
@@ -396,6 +440,13 @@ impl Body for MeteredBody {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
+                    if self.sent.saturating_add(len) > self.max {
+                        self.completion.too_large.store(true, Ordering::Relaxed);
+                        self.completion.cancel.notify_one();
+                        return Poll::Ready(Some(Err(
+                            wasmtime_wasi_http::Error::HttpResponseBodySize(Some(self.max)),
+                        )));
+                    }
                     self.completion.io.add_response(len);
                     self.sent += len;
                     if self.expected.is_some_and(|expected| self.sent >= expected) {

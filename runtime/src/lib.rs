@@ -29,6 +29,7 @@
 //! ```
 
 pub mod admin;
+mod admission;
 pub mod app;
 pub mod billing;
 pub mod cache;
@@ -44,6 +45,7 @@ mod invoke;
 pub mod ledger;
 pub mod manifest;
 pub mod metering;
+mod output;
 pub mod quota;
 pub mod router;
 pub mod server;

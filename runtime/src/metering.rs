@@ -28,6 +28,9 @@ pub enum Outcome {
     /// The client went away before the response was complete; the guest's
     /// work was cancelled.
     ClientGone,
+    /// The response body passed the function's `max_response_size`: the
+    /// stream was cut and the guest stopped.
+    ResponseTooLarge,
 }
 
 impl Outcome {
@@ -41,6 +44,7 @@ impl Outcome {
             Outcome::Overloaded => "overloaded",
             Outcome::NoResponse => "no_response",
             Outcome::ClientGone => "client_gone",
+            Outcome::ResponseTooLarge => "response_too_large",
         }
     }
 
@@ -54,6 +58,7 @@ impl Outcome {
             Outcome::Overloaded,
             Outcome::NoResponse,
             Outcome::ClientGone,
+            Outcome::ResponseTooLarge,
         ]
         .into_iter()
         .find(|o| o.as_str() == name)

@@ -40,7 +40,8 @@ pub use model::{
     RouteDecl, ServerDecl,
 };
 pub use spec::{
-    AppSpec, ComponentSource, FunctionSpec, LedgerLocation, LedgerSettings, Limits, ServerSettings,
+    AppSpec, ComponentSource, EngineSettings, FunctionSpec, LedgerLocation, LedgerSettings, Limits,
+    ServerSettings,
 };
 
 use std::fmt;

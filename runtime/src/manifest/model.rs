@@ -40,6 +40,27 @@ pub struct Manifest {
     /// The compiled-code cache.
     #[serde(default)]
     pub cache: CacheDecl,
+    /// Process-wide engine settings.
+    #[serde(default)]
+    pub engine: EngineDecl,
+}
+
+/// `[engine]`: settings of the one wasmtime engine, shared by every
+/// function (they cannot differ per function).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineDecl {
+    /// Largest Wasm stack of one invocation, in bytes (deeper recursion
+    /// traps with a stack overflow).
+    pub max_wasm_stack: Option<usize>,
+    /// Instances live at once across all functions (the pool's size).
+    pub max_instances: Option<u32>,
+    /// Largest linear memory any instance may have, in bytes (the pool's
+    /// slot size; per-function `memory` limits are checked against it).
+    pub max_memory_size: Option<usize>,
+    /// Largest table any instance may have, in elements (the pool's slot
+    /// size; per-function `table_elements` limits are checked against it).
+    pub max_table_elements: Option<usize>,
 }
 
 /// `[cache]`.
@@ -95,9 +116,27 @@ pub struct ServerDecl {
     /// How long a client may take to send its request headers.
     #[serde(default, with = "humantime_serde")]
     pub header_read_timeout: Option<Duration>,
+    /// Most request headers (431 past it).
+    pub max_headers: Option<usize>,
+    /// Longest request target (path and query), in bytes (414 past it).
+    pub max_url_length: Option<usize>,
+    /// Most connections open at once; past it accepting waits.
+    pub max_connections: Option<usize>,
+    /// How long a connection may sit with no request in flight and no
+    /// bytes moving before the server closes it.
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// How long a client may take to send a whole request body, from the
+    /// end of its head (408 past it).
+    #[serde(default, with = "humantime_serde")]
+    pub body_read_timeout: Option<Duration>,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub http2_max_concurrent_streams: Option<u32>,
 }
 
-/// Per-invocation limits: `[defaults]` or inside a function.
+/// Per-invocation limits: `[defaults]`, or inside a function where they
+/// override `[defaults]`. Every one is optional; `spec::Limits` documents
+/// the defaults.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsDecl {
@@ -106,23 +145,78 @@ pub struct LimitsDecl {
     /// Wall-clock deadline of one invocation, e.g. `"5s"` or `"250ms"`.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Total linear memory of one instance, in bytes.
+    pub memory: Option<usize>,
+    /// Elements of any one table of an instance.
+    pub table_elements: Option<usize>,
+    /// Core instances (and tables, and memories) in one invocation's store.
+    pub instances: Option<usize>,
+    /// Host resource handles (`wasi:http` fields, streams, ...) live at once.
+    pub resources: Option<usize>,
+    /// Invocations of the function running at once.
+    pub concurrency: Option<u32>,
+    /// Requests waiting for a free slot when `concurrency` is reached.
+    pub queue: Option<u32>,
+    /// How long a request may wait in that queue, e.g. `"1s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub queue_timeout: Option<Duration>,
+    /// Largest response body, in bytes; the stream is cut past it.
+    pub max_response_size: Option<u64>,
 }
 
-/// `[functions.ID]`.
+/// `[functions.ID]`: the component, its own limits (each overrides
+/// `[defaults]`; see [`LimitsDecl`]), quota and prices. The limit fields are
+/// spelled out rather than flattened because serde cannot reject unknown
+/// fields next to a flattened struct.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunctionDecl {
     /// Path to the component, relative to the manifest's directory.
     pub component: PathBuf,
-    /// Overrides `[defaults].fuel`.
+    /// See [`LimitsDecl::fuel`].
     pub fuel: Option<u64>,
-    /// Overrides `[defaults].timeout`.
+    /// See [`LimitsDecl::timeout`].
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// See [`LimitsDecl::memory`].
+    pub memory: Option<usize>,
+    /// See [`LimitsDecl::table_elements`].
+    pub table_elements: Option<usize>,
+    /// See [`LimitsDecl::instances`].
+    pub instances: Option<usize>,
+    /// See [`LimitsDecl::resources`].
+    pub resources: Option<usize>,
+    /// See [`LimitsDecl::concurrency`].
+    pub concurrency: Option<u32>,
+    /// See [`LimitsDecl::queue`].
+    pub queue: Option<u32>,
+    /// See [`LimitsDecl::queue_timeout`].
+    #[serde(default, with = "humantime_serde")]
+    pub queue_timeout: Option<Duration>,
+    /// See [`LimitsDecl::max_response_size`].
+    pub max_response_size: Option<u64>,
     /// Fuel allowed per time window, e.g. `{ fuel = 10_000_000_000, window = "1h" }`.
     pub quota: Option<QuotaDecl>,
     /// Replaces some of `[billing]`'s prices for this function.
     pub billing: Option<PricesOverride>,
+}
+
+impl FunctionDecl {
+    /// The limits this function sets itself.
+    pub fn limits(&self) -> LimitsDecl {
+        LimitsDecl {
+            fuel: self.fuel,
+            timeout: self.timeout,
+            memory: self.memory,
+            table_elements: self.table_elements,
+            instances: self.instances,
+            resources: self.resources,
+            concurrency: self.concurrency,
+            queue: self.queue,
+            queue_timeout: self.queue_timeout,
+            max_response_size: self.max_response_size,
+        }
+    }
 }
 
 /// One `[[routes]]` entry.

@@ -4,20 +4,47 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::model::LimitsDecl;
 use super::{FunctionId, Manifest, ManifestError, Problem, resolve};
 use crate::billing::Prices;
 use crate::cache::CacheLocation;
 use crate::quota::QuotaDecl;
 use crate::router::{RoutePattern, Router};
 
-/// Limits of one invocation.
+/// Limits of one invocation, and of how many run at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Fuel one invocation may consume. Default: [`Limits::DEFAULT_FUEL`].
+    /// Fuel one invocation may consume (500 past it). Default:
+    /// [`Limits::DEFAULT_FUEL`].
     pub fuel: u64,
     /// Wall-clock deadline of one invocation, including time blocked in host
-    /// calls. Default: [`Limits::DEFAULT_TIMEOUT`].
+    /// calls (504 past it). Default: [`Limits::DEFAULT_TIMEOUT`].
     pub timeout: Duration,
+    /// Total linear memory of one instance, in bytes: growing past it
+    /// fails (`memory.grow` returns -1; most guests then trap, 500).
+    /// Default: 128 MiB, at most `[engine].max_memory_size`.
+    pub memory: usize,
+    /// Elements of any one table: growing past it fails. Default: 20,000,
+    /// at most `[engine].max_table_elements`.
+    pub table_elements: usize,
+    /// Core instances in one invocation's store; also the most tables and
+    /// the most memories. A component needs a handful. Default: 100.
+    pub instances: usize,
+    /// Host resource handles (`wasi:http` fields, bodies, streams,
+    /// pollables) one invocation may hold at once; past it the host call
+    /// traps (500). Default: 10,000.
+    pub resources: usize,
+    /// Invocations of the function running at once. Default: 100.
+    pub concurrency: u32,
+    /// Requests that may wait for a free slot once `concurrency` is
+    /// reached; past it, 503 with `Retry-After`. Default: 200.
+    pub queue: u32,
+    /// How long a request may wait in that queue before it gets 503.
+    /// Default: 1 s.
+    pub queue_timeout: Duration,
+    /// Largest response body, in bytes: past it the stream is cut and the
+    /// guest stopped. Default: 1 GiB.
+    pub max_response_size: u64,
 }
 
 impl Limits {
@@ -28,6 +55,21 @@ impl Limits {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
     /// No invocation may be given more than an hour.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+
+    /// These limits with a declaration's overrides applied.
+    pub fn with(mut self, decl: &LimitsDecl) -> Limits {
+        self.fuel = decl.fuel.unwrap_or(self.fuel);
+        self.timeout = decl.timeout.unwrap_or(self.timeout);
+        self.memory = decl.memory.unwrap_or(self.memory);
+        self.table_elements = decl.table_elements.unwrap_or(self.table_elements);
+        self.instances = decl.instances.unwrap_or(self.instances);
+        self.resources = decl.resources.unwrap_or(self.resources);
+        self.concurrency = decl.concurrency.unwrap_or(self.concurrency);
+        self.queue = decl.queue.unwrap_or(self.queue);
+        self.queue_timeout = decl.queue_timeout.unwrap_or(self.queue_timeout);
+        self.max_response_size = decl.max_response_size.unwrap_or(self.max_response_size);
+        self
+    }
 }
 
 impl Default for Limits {
@@ -35,6 +77,14 @@ impl Default for Limits {
         Limits {
             fuel: Self::DEFAULT_FUEL,
             timeout: Self::DEFAULT_TIMEOUT,
+            memory: 128 << 20,
+            table_elements: 20_000,
+            instances: 100,
+            resources: 10_000,
+            concurrency: 100,
+            queue: 200,
+            queue_timeout: Duration::from_secs(1),
+            max_response_size: 1 << 30,
         }
     }
 }
@@ -44,14 +94,34 @@ impl Default for Limits {
 pub struct ServerSettings {
     /// Default: `127.0.0.1:8080`.
     pub listen: SocketAddr,
-    /// Largest request body, in bytes. Default: 64 MiB.
+    /// Largest request body, in bytes (413 past it). Default: 64 MiB.
     pub max_body_size: u64,
-    /// Time allowed for a client to send its request head. Default: 10 s.
+    /// Time allowed for a client to send its request head (HTTP/1.1: the
+    /// connection is closed, with 408 if any of the head arrived). hyper
+    /// starts this timer whenever it waits for a head, so it also bounds
+    /// how long an idle keep-alive HTTP/1.1 connection stays open.
+    /// Default: 10 s.
     pub header_read_timeout: Duration,
     /// Largest request head (request line and headers), in bytes; larger
-    /// heads get 431. Default: 64 KiB (at least 8 KiB). More than 100
-    /// headers also get 431 (hyper's limit).
+    /// heads get 431. Default: 64 KiB (at least 8 KiB).
     pub max_header_size: usize,
+    /// Most request headers (431 past it). Default: 100.
+    pub max_headers: usize,
+    /// Longest request target (path and query) in bytes (414 past it).
+    /// Default: 8 KiB.
+    pub max_url_length: usize,
+    /// Most connections open at once; at the limit, new connections wait
+    /// in the kernel's accept queue. Default: 10,000.
+    pub max_connections: usize,
+    /// A connection with no request in flight and no bytes moving for this
+    /// long is closed (HTTP/2 with GOAWAY). Default: 30 s.
+    pub idle_timeout: Duration,
+    /// Time allowed for a whole request body to arrive after its head;
+    /// past it the request gets 408 (a client trickling its body is cut
+    /// off). Default: 30 s.
+    pub body_read_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection. Default: 100.
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for ServerSettings {
@@ -61,6 +131,37 @@ impl Default for ServerSettings {
             max_body_size: 64 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             max_header_size: 64 * 1024,
+            max_headers: 100,
+            max_url_length: 8 * 1024,
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            http2_max_concurrent_streams: 100,
+        }
+    }
+}
+
+/// `[engine]` with defaults applied: settings of the process's one engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// Largest Wasm stack of one invocation, in bytes; deeper recursion
+    /// traps (500). Default: 512 KiB.
+    pub max_wasm_stack: usize,
+    /// Instances live at once across all functions. Default: 1000.
+    pub max_instances: u32,
+    /// Largest linear memory of any instance, in bytes. Default: 256 MiB.
+    pub max_memory_size: usize,
+    /// Largest table of any instance, in elements. Default: 20,000.
+    pub max_table_elements: usize,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_wasm_stack: 512 << 10,
+            max_instances: 1000,
+            max_memory_size: 256 << 20,
+            max_table_elements: 20_000,
         }
     }
 }
@@ -159,6 +260,8 @@ pub struct AppSpec {
     pub name: FunctionId,
     /// Server settings.
     pub server: ServerSettings,
+    /// Engine settings (used by whoever builds the engine: `gust serve`).
+    pub engine: EngineSettings,
     /// Ledger settings.
     pub ledger: LedgerSettings,
     /// Admin listener address, if any.
@@ -193,6 +296,7 @@ impl AppSpec {
         Ok(AppSpec {
             name: default_name(),
             server: ServerSettings::default(),
+            engine: EngineSettings::default(),
             ledger: LedgerSettings::default(),
             admin: None,
             cache: CacheLocation::Default,
@@ -255,21 +359,55 @@ impl Problems {
     }
 }
 
-fn check_limits(
+fn check_limits(problems: &mut Problems, field: &str, decl: &LimitsDecl) {
+    let mut positive = |name: &str, value: Option<u64>| {
+        if value == Some(0) {
+            problems.push(format!("{field}.{name}"), "must be greater than 0");
+        }
+    };
+    let size = |v: Option<usize>| v.map(|v| v as u64);
+    positive("fuel", decl.fuel);
+    positive("memory", size(decl.memory));
+    positive("table_elements", size(decl.table_elements));
+    positive("instances", size(decl.instances));
+    positive("resources", size(decl.resources));
+    positive("concurrency", decl.concurrency.map(u64::from));
+    positive("max_response_size", decl.max_response_size);
+    for (name, value) in [("timeout", decl.timeout), ("queue_timeout", decl.queue_timeout)] {
+        if let Some(value) = value {
+            if value.is_zero() {
+                problems.push(format!("{field}.{name}"), "must be greater than 0");
+            } else if value > Limits::MAX_TIMEOUT {
+                problems.push(format!("{field}.{name}"), "must be at most 1h");
+            }
+        }
+    }
+}
+
+/// Limits a function ends up with must fit the engine's pool slots.
+fn check_against_engine(
     problems: &mut Problems,
     field: &str,
-    fuel: Option<u64>,
-    timeout: Option<Duration>,
+    limits: &Limits,
+    engine: &EngineSettings,
 ) {
-    if fuel == Some(0) {
-        problems.push(format!("{field}.fuel"), "must be greater than 0");
+    if limits.memory > engine.max_memory_size {
+        problems.push(
+            format!("{field}.memory"),
+            format!(
+                "{} bytes is more than [engine].max_memory_size ({} bytes)",
+                limits.memory, engine.max_memory_size
+            ),
+        );
     }
-    if let Some(timeout) = timeout {
-        if timeout.is_zero() {
-            problems.push(format!("{field}.timeout"), "must be greater than 0");
-        } else if timeout > Limits::MAX_TIMEOUT {
-            problems.push(format!("{field}.timeout"), "must be at most 1h");
-        }
+    if limits.table_elements > engine.max_table_elements {
+        problems.push(
+            format!("{field}.table_elements"),
+            format!(
+                "{} is more than [engine].max_table_elements ({})",
+                limits.table_elements, engine.max_table_elements
+            ),
+        );
     }
 }
 
@@ -277,33 +415,61 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
     let mut problems = Problems(Vec::new());
 
     let d = ServerSettings::default();
+    let decl = &m.server;
     let server = ServerSettings {
-        listen: m.server.listen.unwrap_or(d.listen),
-        max_body_size: m.server.max_body_size.unwrap_or(d.max_body_size),
-        header_read_timeout: m
-            .server
-            .header_read_timeout
-            .unwrap_or(d.header_read_timeout),
-        max_header_size: m
-            .server
-            .max_header_size
-            .unwrap_or(d.max_header_size)
-            .max(8192),
+        listen: decl.listen.unwrap_or(d.listen),
+        max_body_size: decl.max_body_size.unwrap_or(d.max_body_size),
+        header_read_timeout: decl.header_read_timeout.unwrap_or(d.header_read_timeout),
+        max_header_size: decl.max_header_size.unwrap_or(d.max_header_size).max(8192),
+        max_headers: decl.max_headers.unwrap_or(d.max_headers),
+        max_url_length: decl.max_url_length.unwrap_or(d.max_url_length),
+        max_connections: decl.max_connections.unwrap_or(d.max_connections),
+        idle_timeout: decl.idle_timeout.unwrap_or(d.idle_timeout),
+        body_read_timeout: decl.body_read_timeout.unwrap_or(d.body_read_timeout),
+        http2_max_concurrent_streams: decl
+            .http2_max_concurrent_streams
+            .unwrap_or(d.http2_max_concurrent_streams),
     };
-    if server.header_read_timeout.is_zero() {
-        problems.push("server.header_read_timeout", "must be greater than 0");
+    for (name, value) in [
+        ("header_read_timeout", server.header_read_timeout),
+        ("idle_timeout", server.idle_timeout),
+        ("body_read_timeout", server.body_read_timeout),
+    ] {
+        if value.is_zero() {
+            problems.push(format!("server.{name}"), "must be greater than 0");
+        }
+    }
+    for (name, value) in [
+        ("max_headers", server.max_headers),
+        ("max_url_length", server.max_url_length),
+        ("max_connections", server.max_connections),
+        ("http2_max_concurrent_streams", server.http2_max_concurrent_streams as usize),
+    ] {
+        if value == 0 {
+            problems.push(format!("server.{name}"), "must be greater than 0");
+        }
     }
 
-    check_limits(
-        &mut problems,
-        "defaults",
-        m.defaults.fuel,
-        m.defaults.timeout,
-    );
-    let defaults = Limits {
-        fuel: m.defaults.fuel.unwrap_or(Limits::DEFAULT_FUEL),
-        timeout: m.defaults.timeout.unwrap_or(Limits::DEFAULT_TIMEOUT),
+    let e = EngineSettings::default();
+    let engine = EngineSettings {
+        max_wasm_stack: m.engine.max_wasm_stack.unwrap_or(e.max_wasm_stack),
+        max_instances: m.engine.max_instances.unwrap_or(e.max_instances),
+        max_memory_size: m.engine.max_memory_size.unwrap_or(e.max_memory_size),
+        max_table_elements: m.engine.max_table_elements.unwrap_or(e.max_table_elements),
     };
+    if engine.max_wasm_stack < 16 << 10 || engine.max_wasm_stack > 64 << 20 {
+        problems.push(
+            "engine.max_wasm_stack",
+            "must be between 16 KiB and 64 MiB (16384 to 67108864 bytes)",
+        );
+    }
+    if engine.max_instances == 0 {
+        problems.push("engine.max_instances", "must be greater than 0");
+    }
+
+    check_limits(&mut problems, "defaults", &m.defaults);
+    let defaults = Limits::default().with(&m.defaults);
+    check_against_engine(&mut problems, "defaults", &defaults, &engine);
 
     let ledger_defaults = LedgerSettings::default();
     let location = match (&m.ledger.enabled, &m.ledger.path) {
@@ -329,7 +495,12 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
     let mut functions = Vec::new();
     for (id, decl) in &m.functions {
         let field = format!("functions.{id}");
-        check_limits(&mut problems, &field, decl.fuel, decl.timeout);
+        let own = decl.limits();
+        check_limits(&mut problems, &field, &own);
+        let limits = defaults.with(&own);
+        if own.memory.is_some() || own.table_elements.is_some() {
+            check_against_engine(&mut problems, &field, &limits, &engine);
+        }
         let path = resolve(base, &decl.component);
         if !path.is_file() {
             problems.push(
@@ -340,10 +511,7 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
         functions.push(FunctionSpec {
             id: id.clone(),
             source: ComponentSource::File(path),
-            limits: Limits {
-                fuel: decl.fuel.unwrap_or(defaults.fuel),
-                timeout: decl.timeout.unwrap_or(defaults.timeout),
-            },
+            limits,
             prices: decl
                 .billing
                 .as_ref()
@@ -403,6 +571,7 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
         Ok(AppSpec {
             name: m.name.unwrap_or_else(default_name),
             server,
+            engine,
             ledger,
             admin: m.admin.listen,
             cache: match (m.cache.enabled, &m.cache.dir) {

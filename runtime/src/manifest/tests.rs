@@ -35,16 +35,13 @@ fn error(text: &str) -> String {
 
 /// Renders a valid spec so snapshots show what validation produced.
 fn describe(spec: &AppSpec, base: &Path) -> String {
-    let mut out = format!("server: {:?}\n", spec.server);
+    let mut out = format!("server: {:#?}\nengine: {:#?}\n", spec.server, spec.engine);
     for f in &spec.functions {
         let source = match &f.source {
             ComponentSource::File(p) => p.strip_prefix(base).unwrap_or(p).display().to_string(),
             ComponentSource::Embedded(_) => "<embedded>".to_owned(),
         };
-        out += &format!(
-            "function {}: {} fuel={} timeout={:?}\n",
-            f.id, source, f.limits.fuel, f.limits.timeout
-        );
+        out += &format!("function {}: {} {:#?}\n", f.id, source, f.limits);
     }
     for r in spec.router.routes() {
         out += &format!(
@@ -65,10 +62,24 @@ fn full_manifest() {
 listen = "0.0.0.0:9000"
 max_body_size = 1048576
 header_read_timeout = "5s"
+max_headers = 50
+max_url_length = 4096
+max_connections = 500
+idle_timeout = "20s"
+body_read_timeout = "15s"
+http2_max_concurrent_streams = 64
+
+[engine]
+max_wasm_stack = 1048576
+max_instances = 200
+max_memory_size = 536870912
+max_table_elements = 50000
 
 [defaults]
 fuel = 1_000_000
 timeout = "3s"
+memory = 67108864
+concurrency = 10
 
 [functions.hello]
 component = "hello.wasm"
@@ -77,6 +88,14 @@ component = "hello.wasm"
 component = "users.wasm"
 fuel = 42
 timeout = "250ms"
+memory = 268435456
+table_elements = 40000
+instances = 20
+resources = 500
+concurrency = 4
+queue = 8
+queue_timeout = "100ms"
+max_response_size = 1024
 
 [[routes]]
 path = "/hello"
@@ -125,6 +144,30 @@ fule = 10
 #[test]
 fn unknown_table() {
     insta::assert_snapshot!(error("[sever]\nlisten = \"127.0.0.1:1\"\n"));
+}
+
+#[test]
+fn invalid_limits() {
+    insta::assert_snapshot!(error(
+        r#"
+[server]
+idle_timeout = "0s"
+max_connections = 0
+[engine]
+max_wasm_stack = 1024
+[defaults]
+concurrency = 0
+queue_timeout = "2h"
+[functions.hello]
+component = "hello.wasm"
+memory = 1073741824
+table_elements = 1000000
+resources = 0
+[[routes]]
+path = "/"
+function = "hello"
+"#
+    ));
 }
 
 #[test]

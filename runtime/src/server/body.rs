@@ -1,4 +1,5 @@
-//! The request body as the guest reads it: streamed, with a size limit.
+//! The request body as the guest reads it: streamed, with a size limit and
+//! a deadline.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -7,32 +8,51 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::Error;
 
 use crate::host::IoMeter;
 
-/// Streams the client's body to the guest and fails the stream once more
-/// than `limit` bytes arrived, raising a flag the request path turns into
-/// `413`. Nothing is buffered here.
+/// Why the body stream was cut; the request path turns these into 413 and
+/// 408.
+#[derive(Debug, Default)]
+pub(crate) struct BodyStatus {
+    pub(crate) too_large: AtomicBool,
+    pub(crate) timed_out: AtomicBool,
+}
+
+/// Streams the client's body to the guest. Fails the stream once more than
+/// `limit` bytes arrived or once the body is not complete by `deadline`.
+/// Nothing is buffered here.
 pub(crate) struct LimitedBody<B> {
     inner: B,
     io: Arc<IoMeter>,
     remaining: u64,
     limit: u64,
-    exceeded: Arc<AtomicBool>,
+    deadline: Instant,
+    /// Armed the first time the client makes the guest wait.
+    timer: Option<Pin<Box<Sleep>>>,
+    status: Arc<BodyStatus>,
 }
 
 impl<B> LimitedBody<B> {
-    pub(crate) fn new(inner: B, limit: u64, io: Arc<IoMeter>) -> (Self, Arc<AtomicBool>) {
-        let exceeded = Arc::new(AtomicBool::new(false));
+    pub(crate) fn new(
+        inner: B,
+        limit: u64,
+        deadline: Instant,
+        io: Arc<IoMeter>,
+    ) -> (Self, Arc<BodyStatus>) {
+        let status = Arc::new(BodyStatus::default());
         let body = LimitedBody {
             inner,
             io,
             remaining: limit,
             limit,
-            exceeded: exceeded.clone(),
+            deadline,
+            timer: None,
+            status: status.clone(),
         };
-        (body, exceeded)
+        (body, status)
     }
 }
 
@@ -53,7 +73,7 @@ where
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
-                        this.exceeded.store(true, Ordering::Relaxed);
+                        this.status.too_large.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(
                             this.limit,
                         )))));
@@ -65,7 +85,17 @@ where
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::Hyper(e)))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_ready() {
+                    this.status.timed_out.store(true, Ordering::Relaxed);
+                    return Poll::Ready(Some(Err(Error::ConnectionReadTimeout)));
+                }
+                Poll::Pending
+            }
         }
     }
 

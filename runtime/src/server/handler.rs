@@ -54,6 +54,18 @@ async fn route_and_invoke(
     mut request: hyper::Request<Incoming>,
     request_id: String,
 ) -> hyper::Response<HyperOutgoingBody> {
+    let settings = app.settings();
+    let target_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if target_len > settings.max_url_length {
+        return Rejection::UriTooLong.into_response();
+    }
+    // hyper enforces this for HTTP/1.1; HTTP/2 only bounds header bytes.
+    if request.headers().len() > settings.max_headers {
+        return Rejection::TooManyHeaders.into_response();
+    }
     let path = request.uri().path().to_owned();
     let matched = match app.router().lookup(request.method(), &path) {
         Ok(matched) => matched,
@@ -62,7 +74,7 @@ async fn route_and_invoke(
             return Rejection::MethodNotAllowed(allow).into_response();
         }
     };
-    let limit = app.settings().max_body_size;
+    let limit = settings.max_body_size;
     let declared = request
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -92,7 +104,8 @@ async fn route_and_invoke(
 
     let (parts, body) = request.into_parts();
     let io = Arc::new(IoMeter::default());
-    let (body, exceeded) = LimitedBody::new(body, limit, io.clone());
+    let body_deadline = tokio::time::Instant::now() + settings.body_read_timeout;
+    let (body, body_status) = LimitedBody::new(body, limit, body_deadline, io.clone());
     let info = RequestInfo {
         request_id,
         route,
@@ -106,8 +119,13 @@ async fn route_and_invoke(
             app.sinks(),
         )
         .await;
-    if exceeded.load(Ordering::Relaxed) {
+    // A guest that answered anyway has its answer replaced: the request it
+    // saw was cut short.
+    if body_status.too_large.load(Ordering::Relaxed) {
         return Rejection::BodyTooLarge.into_response();
+    }
+    if body_status.timed_out.load(Ordering::Relaxed) {
+        return Rejection::BodyTimeout.into_response();
     }
     match invoked {
         Invoked::Response(response) => response,
@@ -116,6 +134,10 @@ async fn route_and_invoke(
             Rejection::GuestError.into_response()
         }
         Invoked::QuotaExceeded(rest) => Rejection::QuotaExceeded(rest).into_response(),
+        Invoked::Busy(refused) => {
+            tracing::debug!(%refused, "request not admitted");
+            Rejection::Busy.into_response()
+        }
         Invoked::BadRequest(detail) => {
             tracing::debug!(%detail, "request cannot be passed to the guest");
             Rejection::BadRequest.into_response()

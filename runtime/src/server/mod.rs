@@ -6,6 +6,7 @@
 //! requests finish (up to a grace period), then return.
 
 mod body;
+mod conn;
 mod handler;
 mod reject;
 
@@ -16,10 +17,15 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::Instant;
+
+use conn::{Activity, TrackedBody, WatchedIo};
 
 use crate::app::App;
 
@@ -64,61 +70,104 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let local: Option<SocketAddr> = listener.local_addr().ok();
+        let settings = *self.app.settings();
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.app.settings().header_read_timeout)
+            .header_read_timeout(settings.header_read_timeout)
             // The read buffer bounds the request head: past it, 431.
-            .max_buf_size(self.app.settings().max_header_size)
+            .max_buf_size(settings.max_header_size)
+            .max_headers(settings.max_headers)
             .keep_alive(true);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(
-                u32::try_from(self.app.settings().max_header_size).unwrap_or(u32::MAX),
-            );
+            .max_concurrent_streams(settings.http2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from(settings.max_header_size).unwrap_or(u32::MAX));
 
-        let graceful = GracefulShutdown::new();
+        // A permit per open connection: at the limit, accepting waits and
+        // new connections queue in the kernel's backlog.
+        let max_connections = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
+        let connections = Arc::new(Semaphore::new(max_connections as usize));
+        let (stop, stopping) = watch::channel(false);
         tokio::pin!(shutdown);
         loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            // Usually out of file descriptors: back off
-                            // instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let app = self.app.clone();
-                    let service = hyper::service::service_fn(move |request| {
-                        let app = app.clone();
-                        async move {
-                            Ok::<_, std::convert::Infallible>(handler::handle(app, request).await)
-                        }
-                    });
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .into_owned();
-                    let connection = graceful.watch(connection);
-                    tokio::spawn(async move {
-                        if let Err(e) = connection.await {
-                            tracing::debug!(%peer, error = %e, "connection ended with an error");
-                        }
-                    });
-                }
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => permit,
                 () = &mut shutdown => break,
-            }
+            };
+            let Ok(permit) = permit else { break };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Usually out of file descriptors: back off
+                        // instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let activity = Activity::new();
+            let app = self.app.clone();
+            let service = {
+                let activity = activity.clone();
+                hyper::service::service_fn(move |request| {
+                    let app = app.clone();
+                    let in_flight = activity.start_request();
+                    async move {
+                        let response = handler::handle(app, request).await;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|body| TrackedBody::new(body, in_flight)),
+                        )
+                    }
+                })
+            };
+            let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+            let connection = builder.serve_connection(io, service).into_owned();
+            let mut stopping = stopping.clone();
+            let idle_timeout = settings.idle_timeout;
+            tokio::spawn(async move {
+                let _permit = permit;
+                tokio::pin!(connection);
+                // Runs the connection to its end, shutting it down
+                // gracefully when it goes idle or the server stops.
+                let mut closing = false;
+                loop {
+                    let idle_at = activity
+                        .idle_at(idle_timeout)
+                        .unwrap_or_else(|| Instant::now() + idle_timeout);
+                    tokio::select! {
+                        result = connection.as_mut() => {
+                            if let Err(e) = result {
+                                tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            }
+                            break;
+                        }
+                        _ = stopping.wait_for(|stop| *stop), if !closing => {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        () = tokio::time::sleep_until(idle_at), if !closing => {
+                            if activity.idle_at(idle_timeout).is_some_and(|at| at <= Instant::now()) {
+                                tracing::debug!(%peer, "closing an idle connection");
+                                closing = true;
+                                connection.as_mut().graceful_shutdown();
+                            }
+                        }
+                    }
+                }
+            });
         }
         drop(listener);
         tracing::info!(addr = ?local, "shutting down: finishing in-flight requests");
+        let _ = stop.send(true);
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections closed"),
+            _ = connections.acquire_many(max_connections) => tracing::info!("all connections closed"),
             () = tokio::time::sleep(self.shutdown_grace) => {
                 tracing::warn!(grace = ?self.shutdown_grace, "grace period over; dropping remaining connections");
             }

@@ -16,6 +16,16 @@ pub enum Rejection {
     MethodNotAllowed(Vec<http::Method>),
     /// The body is larger than `[server].max_body_size`: 413.
     BodyTooLarge,
+    /// The body did not arrive within `[server].body_read_timeout`: 408.
+    BodyTimeout,
+    /// The request target is longer than `[server].max_url_length`: 414.
+    UriTooLong,
+    /// More headers than `[server].max_headers` (HTTP/2; hyper answers
+    /// HTTP/1.1 itself): 431.
+    TooManyHeaders,
+    /// The function's concurrency limit and queue are full, or the request
+    /// waited too long in the queue: 503 with `Retry-After`.
+    Busy,
     /// The request cannot be handed to a guest (e.g. no `Host`): 400.
     BadRequest,
     /// The invocation ended without a response (trap, fuel, deadline,
@@ -35,6 +45,10 @@ impl Rejection {
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Rejection::UriTooLong => StatusCode::URI_TOO_LONG,
+            Rejection::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Rejection::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::BadRequest => StatusCode::BAD_REQUEST,
             Rejection::Failed(outcome) => crate::invoke::failure_status(*outcome),
             Rejection::GuestError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -47,6 +61,10 @@ impl Rejection {
             Rejection::NotFound => "not found",
             Rejection::MethodNotAllowed(_) => "method not allowed",
             Rejection::BodyTooLarge => "request body too large",
+            Rejection::BodyTimeout => "request body not received in time",
+            Rejection::UriTooLong => "URI too long",
+            Rejection::TooManyHeaders => "too many request headers",
+            Rejection::Busy => "function busy, retry later",
             Rejection::BadRequest => "bad request",
             Rejection::Failed(Outcome::Trap) => "function trapped",
             Rejection::Failed(Outcome::OutOfFuel) => "function ran out of fuel",
@@ -56,6 +74,7 @@ impl Rejection {
             Rejection::GuestError => "function failed",
             Rejection::QuotaExceeded(_) => "function quota exceeded, retry later",
             Rejection::Failed(Outcome::ClientGone) => "client went away",
+            Rejection::Failed(Outcome::ResponseTooLarge) => "response too large",
         }
     }
 
@@ -76,7 +95,7 @@ impl Rejection {
                     headers.insert(header::ALLOW, value);
                 }
             }
-            Rejection::Failed(Outcome::Overloaded) => {
+            Rejection::Failed(Outcome::Overloaded) | Rejection::Busy => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Rejection::QuotaExceeded(rest) => {
