@@ -171,6 +171,7 @@ impl Function {
             body_streaming: AtomicBool::new(false),
             body_finished: AtomicBool::new(info.head),
             too_large: AtomicBool::new(false),
+            guest_failed: AtomicBool::new(false),
             cancel: cancel.clone(),
             io,
             prices: self.prices.clone(),
@@ -237,14 +238,20 @@ impl Function {
                 let peak = state.memory.peak as u64;
                 let refused = state.memory.refused;
                 let output = (state.stdout.clone(), state.stderr.clone());
-                // Dropping the store drops an unanswered response outparam,
-                // which wakes the request path.
-                drop(store);
-                drop(slot);
                 let (outcome, mut detail) = match result {
                     Some(result) => classify(result),
                     None => (Outcome::ClientGone, "the client went away".to_owned()),
                 };
+                // Known before the store goes: dropping it ends a response
+                // body the guest never finished, which wasmtime-wasi-http
+                // reports as a clean end.
+                if outcome != Outcome::Ok {
+                    completion.guest_failed.store(true, Ordering::Release);
+                }
+                // Dropping the store drops an unanswered response outparam,
+                // which wakes the request path.
+                drop(store);
+                drop(slot);
                 if let Some(limit) = refused
                     && outcome != Outcome::Ok
                 {
@@ -323,6 +330,8 @@ struct Completion {
     body_finished: AtomicBool,
     /// The response body passed `max_response_size` and was cut.
     too_large: AtomicBool,
+    /// The guest ended abnormally: an unfinished body must not look whole.
+    guest_failed: AtomicBool,
     /// Stops the guest task (its client is gone or its body was cut).
     cancel: Arc<Notify>,
     io: Arc<IoMeter>,
@@ -455,6 +464,12 @@ impl Body for MeteredBody {
                 }
             }
             Poll::Ready(None) => {
+                // wasmtime-wasi-http ends a body that was dropped unfinished
+                // (the guest trapped mid-stream) as if it were complete;
+                // wasi:http says it is incomplete: cut the stream instead.
+                if self.completion.guest_failed.load(Ordering::Acquire) {
+                    return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpProtocolError)));
+                }
                 self.completion.body_finished.store(true, Ordering::Relaxed);
             }
             _ => {}

@@ -373,7 +373,10 @@ fn check_limits(problems: &mut Problems, field: &str, decl: &LimitsDecl) {
     positive("resources", size(decl.resources));
     positive("concurrency", decl.concurrency.map(u64::from));
     positive("max_response_size", decl.max_response_size);
-    for (name, value) in [("timeout", decl.timeout), ("queue_timeout", decl.queue_timeout)] {
+    for (name, value) in [
+        ("timeout", decl.timeout),
+        ("queue_timeout", decl.queue_timeout),
+    ] {
         if let Some(value) = value {
             if value.is_zero() {
                 problems.push(format!("{field}.{name}"), "must be greater than 0");
@@ -443,7 +446,10 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
         ("max_headers", server.max_headers),
         ("max_url_length", server.max_url_length),
         ("max_connections", server.max_connections),
-        ("http2_max_concurrent_streams", server.http2_max_concurrent_streams as usize),
+        (
+            "http2_max_concurrent_streams",
+            server.http2_max_concurrent_streams as usize,
+        ),
     ] {
         if value == 0 {
             problems.push(format!("server.{name}"), "must be greater than 0");

@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::Error;
 
@@ -24,8 +26,14 @@ pub(crate) struct BodyStatus {
 /// Streams the client's body to the guest. Fails the stream once more than
 /// `limit` bytes arrived or once the body is not complete by `deadline`.
 /// Nothing is buffered here.
-pub(crate) struct LimitedBody<B> {
-    inner: B,
+///
+/// Dropped before its end (the guest answered without reading it all), it
+/// drains the rest in the background, within the same limits: hyper would
+/// otherwise close the socket with unread bytes, the kernel would reset the
+/// connection, and a client still sending its body would never read the
+/// response.
+pub(crate) struct LimitedBody {
+    inner: Option<Incoming>,
     io: Arc<IoMeter>,
     remaining: u64,
     limit: u64,
@@ -35,16 +43,16 @@ pub(crate) struct LimitedBody<B> {
     status: Arc<BodyStatus>,
 }
 
-impl<B> LimitedBody<B> {
+impl LimitedBody {
     pub(crate) fn new(
-        inner: B,
+        inner: Incoming,
         limit: u64,
         deadline: Instant,
         io: Arc<IoMeter>,
     ) -> (Self, Arc<BodyStatus>) {
         let status = Arc::new(BodyStatus::default());
         let body = LimitedBody {
-            inner,
+            inner: Some(inner),
             io,
             remaining: limit,
             limit,
@@ -56,10 +64,7 @@ impl<B> LimitedBody<B> {
     }
 }
 
-impl<B> Body for LimitedBody<B>
-where
-    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
-{
+impl Body for LimitedBody {
     type Data = Bytes;
     type Error = Error;
 
@@ -68,7 +73,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
@@ -100,10 +108,43 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
+}
+
+impl Drop for LimitedBody {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else {
+            return;
+        };
+        if inner.is_end_stream() || self.status.too_large.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (remaining, deadline) = (self.remaining, self.deadline);
+        runtime.spawn(drain(inner, remaining, deadline));
+    }
+}
+
+/// Reads and discards the rest of a body: at most `remaining` bytes, until
+/// `deadline`.
+async fn drain(mut body: Incoming, mut remaining: u64, deadline: Instant) {
+    let discard = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+            match remaining.checked_sub(len) {
+                Some(left) => remaining = left,
+                None => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout_at(deadline, discard).await;
 }
