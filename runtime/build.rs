@@ -9,7 +9,27 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every crate in `guest-examples/`, in the order they are listed.
-const EXAMPLES: &[&str] = &["hello", "echo", "trap", "spin", "work", "raw", "fetch"];
+const EXAMPLES: &[&str] = &[
+    "hello",
+    "echo",
+    "trap",
+    "spin",
+    "work",
+    "raw",
+    "fetch",
+    "memory-bomb",
+    "stack-overflow",
+    "stream-trap",
+    "ignore-body",
+    "endless-body",
+    "handle-leak",
+    "host-wait",
+    "bad-headers",
+];
+
+/// Components written by hand as `guest-examples/wat/<name>.wat`. They are
+/// used as text: wasmtime's `Component::new` parses WAT (`wat` feature).
+const WAT_EXAMPLES: &[&str] = &["table-bomb"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -68,16 +88,32 @@ fn main() {
 
     let release = target_dir.join("wasm32-wasip2").join("release");
     let mut code = String::new();
-    for name in EXAMPLES {
-        let path = release.join(format!("{name}.wasm"));
+    let mut all = String::new();
+    // Cargo names a cdylib's output with `_` for `-`.
+    let built = EXAMPLES.iter().map(|name| {
+        (
+            name,
+            release.join(format!("{}.wasm", name.replace('-', "_"))),
+        )
+    });
+    let wat = WAT_EXAMPLES
+        .iter()
+        .map(|name| (name, examples.join("wat").join(format!("{name}.wat"))));
+    for (name, path) in built.chain(wat) {
         assert!(path.is_file(), "missing {}", path.display());
-        let upper = name.to_uppercase();
+        let upper = name.to_uppercase().replace('-', "_");
         let path = path.display().to_string();
         writeln!(code, "/// The `{name}` example component.").unwrap();
         writeln!(code, "pub const {upper}: &[u8] = include_bytes!({path:?});").unwrap();
-        writeln!(code, "/// Where the `{name}` example component was built.").unwrap();
+        writeln!(code, "/// Where the `{name}` example component is.").unwrap();
         writeln!(code, "pub const {upper}_PATH: &str = {path:?};").unwrap();
+        writeln!(all, "    ({name:?}, {upper}_PATH),").unwrap();
     }
+    writeln!(
+        code,
+        "/// Every example component: its name and where it is.\npub const ALL: &[(&str, &str)] = &[\n{all}];"
+    )
+    .unwrap();
     std::fs::write(&generated, code).expect("writing examples.rs");
 }
 

@@ -128,6 +128,7 @@ mod imp {
             request_id: format!("calibrate-{n}"),
             route: "/work".into(),
             head: false,
+            body: Default::default(),
         };
         let io = Arc::new(IoMeter::default());
         match function.invoke(info, request, io, app.sinks()).await {

@@ -32,6 +32,7 @@ use crate::host::{HostState, IoMeter};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
 use crate::output::GuestOutput;
 use crate::quota::Quota;
+use crate::server::BodyStatus;
 
 /// Raised by the epoch callback once an invocation's deadline has passed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,8 @@ pub(crate) struct RequestInfo {
     pub route: String,
     /// HEAD responses have no body; their body is never read.
     pub head: bool,
+    /// How the request body stream ended, if it was cut.
+    pub body: Arc<BodyStatus>,
 }
 
 /// The result of an invocation, as the request path sees it.
@@ -172,6 +175,7 @@ impl Function {
             body_finished: AtomicBool::new(info.head),
             too_large: AtomicBool::new(false),
             guest_failed: AtomicBool::new(false),
+            request_body: info.body,
             cancel: cancel.clone(),
             io,
             prices: self.prices.clone(),
@@ -332,6 +336,9 @@ struct Completion {
     too_large: AtomicBool,
     /// The guest ended abnormally: an unfinished body must not look whole.
     guest_failed: AtomicBool,
+    /// The request body as the server saw it: when it was cut, the client
+    /// got 408, 413 or nothing instead of the guest's response.
+    request_body: Arc<BodyStatus>,
     /// Stops the guest task (its client is gone or its body was cut).
     cancel: Arc<Notify>,
     io: Arc<IoMeter>,
@@ -378,10 +385,16 @@ impl Drop for Completion {
         let mut code = self.status.load(Ordering::Relaxed);
         let streaming = self.body_streaming.load(Ordering::Relaxed);
         let finished = self.body_finished.load(Ordering::Relaxed);
-        if self.too_large.load(Ordering::Relaxed) {
-            record.outcome = Outcome::ResponseTooLarge;
-        } else if streaming && !finished && record.outcome == Outcome::Ok {
+        let replaced = self.request_body.replaced_status();
+        if self.request_body.client_gone.load(Ordering::Relaxed) {
             record.outcome = Outcome::ClientGone;
+        } else if self.too_large.load(Ordering::Relaxed) {
+            record.outcome = Outcome::ResponseTooLarge;
+        } else if streaming && !finished && record.outcome == Outcome::Ok && replaced.is_none() {
+            record.outcome = Outcome::ClientGone;
+        }
+        if let Some(status) = replaced {
+            code = status.as_u16();
         }
         if code == 0 {
             if record.outcome == Outcome::Ok {

@@ -3,15 +3,19 @@
 
 mod support;
 
+mod admission;
 mod billing;
 mod cache;
+mod clients;
 mod concurrency;
 mod echo;
 mod failures;
 mod fuel;
+mod hostile;
 mod limits;
 mod loading;
 mod outbound;
 mod raw;
 mod routing;
 mod shutdown;
+mod soak;

@@ -33,6 +33,17 @@ pub fn cache_dir() -> &'static std::path::Path {
         .path()
 }
 
+/// `{HELLO}`, `{MEMORY_BOMB}`, ... (an example crate's name, upper case,
+/// `-` as `_`) replaced by the example component's path.
+pub fn with_example_paths(manifest: &str) -> String {
+    let mut text = manifest.to_owned();
+    for (name, path) in examples::ALL {
+        let key = format!("{{{}}}", name.to_uppercase().replace('-', "_"));
+        text = text.replace(&key, path);
+    }
+    text
+}
+
 /// A running server. Shut down (gracefully) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -91,14 +102,7 @@ impl TestServer {
         ledger: Option<LedgerSettings>,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let text = manifest
-            .replace("{HELLO}", examples::HELLO_PATH)
-            .replace("{ECHO}", examples::ECHO_PATH)
-            .replace("{TRAP}", examples::TRAP_PATH)
-            .replace("{SPIN}", examples::SPIN_PATH)
-            .replace("{WORK}", examples::WORK_PATH)
-            .replace("{RAW}", examples::RAW_PATH)
-            .replace("{FETCH}", examples::FETCH_PATH);
+        let text = with_example_paths(manifest);
         let path = dir.path().join("gust.toml");
         std::fs::write(&path, text).unwrap();
         let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -152,6 +156,16 @@ impl TestServer {
             .await
             .expect("request timed out")
             .expect("request failed")
+    }
+
+    /// Forgets the usage records collected so far.
+    pub fn clear_records(&self) {
+        self.records.lock().unwrap().clear();
+    }
+
+    /// Every usage record so far.
+    pub fn records(&self) -> Vec<InvocationRecord> {
+        self.records.lock().unwrap().clone()
     }
 
     /// The first usage record of `function`, waiting for it to appear.

@@ -15,12 +15,31 @@ use wasmtime_wasi_http::Error;
 
 use crate::host::IoMeter;
 
-/// Why the body stream was cut; the request path turns these into 413 and
-/// 408.
+/// Why the body stream was cut. The request path answers 413 and 408 in
+/// place of the guest's response, and the usage record shows what the
+/// client got.
 #[derive(Debug, Default)]
 pub(crate) struct BodyStatus {
     pub(crate) too_large: AtomicBool,
     pub(crate) timed_out: AtomicBool,
+    /// The connection ended before the body did.
+    pub(crate) client_gone: AtomicBool,
+}
+
+impl BodyStatus {
+    /// The status the client gets instead of the guest's response, if the
+    /// body was cut.
+    pub(crate) fn replaced_status(&self) -> Option<http::StatusCode> {
+        if self.client_gone.load(Ordering::Relaxed) {
+            Some(crate::invoke::failure_status(crate::Outcome::ClientGone))
+        } else if self.too_large.load(Ordering::Relaxed) {
+            Some(http::StatusCode::PAYLOAD_TOO_LARGE)
+        } else if self.timed_out.load(Ordering::Relaxed) {
+            Some(http::StatusCode::REQUEST_TIMEOUT)
+        } else {
+            None
+        }
+    }
 }
 
 /// Streams the client's body to the guest. Fails the stream once more than
@@ -91,7 +110,13 @@ impl Body for LimitedBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::Hyper(e)))),
+            Poll::Ready(Some(Err(e))) => {
+                // Not a malformed body: the connection ended under it.
+                if !e.is_parse() {
+                    this.status.client_gone.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Err(Error::Hyper(e))))
+            }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let deadline = this.deadline;

@@ -1,60 +1,71 @@
 //! One client connection: served by hyper, watched for idleness, closed
 //! gracefully on shutdown.
 //!
-//! A connection is idle when no request is in flight and no bytes have
-//! moved for `idle_timeout`; it is then shut down gracefully (HTTP/2 with
-//! GOAWAY). This also closes connections that never send a byte, which
-//! hyper's header read timeout does not cover before the protocol is known.
+//! Activity is counted in requests, not bytes: a connection is idle when no
+//! request is in flight and none has started or ended for `idle_timeout`,
+//! and it must start its first request within `header_read_timeout` of being
+//! accepted. Either way it is then shut down gracefully (HTTP/2 with
+//! GOAWAY). Bytes do not count, so a client trickling an HTTP/2 preface or
+//! pinging an otherwise unused connection cannot hold it open; hyper's own
+//! header timeout only starts once the protocol is known.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-/// What the connection task and the request path share: the time of the
-/// last byte moved and the requests in flight.
+/// What the connection task and the request path share.
 #[derive(Debug)]
 pub(crate) struct Activity {
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last read or write.
+    accepted: Instant,
+    /// Milliseconds since `accepted` of the last request start or end.
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    any_request: AtomicBool,
 }
 
 impl Activity {
     pub(crate) fn new() -> Arc<Activity> {
         Arc::new(Activity {
-            epoch: Instant::now(),
+            accepted: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            any_request: AtomicBool::new(false),
         })
     }
 
     fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let ms = u64::try_from(self.accepted.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// When the connection becomes idle if nothing happens until then;
+    /// When the connection is to be closed if nothing happens until then;
     /// `None` while a request is in flight.
-    pub(crate) fn idle_at(&self, idle_timeout: Duration) -> Option<Instant> {
+    pub(crate) fn close_at(
+        &self,
+        idle_timeout: Duration,
+        first_request: Duration,
+    ) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
+        if !self.any_request.load(Ordering::Acquire) {
+            return Some(self.accepted + first_request.min(idle_timeout));
+        }
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        Some(self.epoch + last + idle_timeout)
+        Some(self.accepted + last + idle_timeout)
     }
 
     /// Marks a request in flight until the returned guard (moved into its
     /// response body) is dropped.
     pub(crate) fn start_request(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.any_request.store(true, Ordering::Release);
+        self.touch();
         InFlight(self.clone())
     }
 }
@@ -101,71 +112,5 @@ impl<B: Body + Unpin> Body for TrackedBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// The socket, noting every byte moved in [`Activity`].
-pub(crate) struct WatchedIo<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-impl<T> WatchedIo<T> {
-    pub(crate) fn new(inner: T, activity: Arc<Activity>) -> Self {
-        activity.touch();
-        WatchedIo { inner, activity }
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for WatchedIo<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for WatchedIo<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

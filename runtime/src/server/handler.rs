@@ -110,6 +110,7 @@ async fn route_and_invoke(
         request_id,
         route,
         head: parts.method == http::Method::HEAD,
+        body: body_status.clone(),
     };
     let invoked = function
         .invoke(
@@ -121,6 +122,9 @@ async fn route_and_invoke(
         .await;
     // A guest that answered anyway has its answer replaced: the request it
     // saw was cut short.
+    if body_status.client_gone.load(Ordering::Relaxed) {
+        return Rejection::Failed(crate::Outcome::ClientGone).into_response();
+    }
     if body_status.too_large.load(Ordering::Relaxed) {
         return Rejection::BodyTooLarge.into_response();
     }

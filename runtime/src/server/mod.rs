@@ -10,6 +10,7 @@ mod conn;
 mod handler;
 mod reject;
 
+pub(crate) use body::BodyStatus;
 pub use handler::headers;
 pub use reject::Rejection;
 
@@ -25,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 
-use conn::{Activity, TrackedBody, WatchedIo};
+use conn::{Activity, TrackedBody};
 
 use crate::app::App;
 
@@ -127,10 +128,11 @@ impl Server {
                     }
                 })
             };
-            let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+            let io = TokioIo::new(stream);
             let connection = builder.serve_connection(io, service).into_owned();
             let mut stopping = stopping.clone();
-            let idle_timeout = settings.idle_timeout;
+            let (idle_timeout, first_request) =
+                (settings.idle_timeout, settings.header_read_timeout);
             tokio::spawn(async move {
                 let _permit = permit;
                 tokio::pin!(connection);
@@ -138,8 +140,8 @@ impl Server {
                 // gracefully when it goes idle or the server stops.
                 let mut closing = false;
                 loop {
-                    let idle_at = activity
-                        .idle_at(idle_timeout)
+                    let close_at = activity
+                        .close_at(idle_timeout, first_request)
                         .unwrap_or_else(|| Instant::now() + idle_timeout);
                     tokio::select! {
                         result = connection.as_mut() => {
@@ -152,8 +154,9 @@ impl Server {
                             closing = true;
                             connection.as_mut().graceful_shutdown();
                         }
-                        () = tokio::time::sleep_until(idle_at), if !closing => {
-                            if activity.idle_at(idle_timeout).is_some_and(|at| at <= Instant::now()) {
+                        () = tokio::time::sleep_until(close_at), if !closing => {
+                            let due = activity.close_at(idle_timeout, first_request);
+                            if due.is_some_and(|at| at <= Instant::now()) {
                                 tracing::debug!(%peer, "closing an idle connection");
                                 closing = true;
                                 connection.as_mut().graceful_shutdown();

@@ -1,0 +1,1309 @@
+//! Hostile and broken clients: slow heads and bodies, malformed requests,
+//! oversized heads, clients that leave, HTTP/2 rapid reset, thousands of
+//! idle connections, idle keep-alive connections and a connection limit.
+//! After each attack the server still answers `GET /hello`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gust_runtime::{App, InvocationRecord, Manifest, Outcome, Server};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::support::{self, TestServer};
+
+/// Functions and routes every test here serves; each test adds its
+/// `[server]` settings.
+const FUNCTIONS: &str = r#"
+[functions.hello]
+component = "{HELLO}"
+[functions.echo]
+component = "{ECHO}"
+[functions.spin]
+component = "{SPIN}"
+timeout = "2s"
+fuel = 1_000_000_000_000
+[functions.endless]
+component = "{ENDLESS_BODY}"
+timeout = "30s"
+fuel = 1_000_000_000_000
+
+[[routes]]
+path = "/hello"
+function = "hello"
+[[routes]]
+path = "/echo/{*rest}"
+function = "echo"
+[[routes]]
+path = "/spin"
+function = "spin"
+[[routes]]
+path = "/endless"
+function = "endless"
+"#;
+
+/// A manifest with `server` as its `[server]` table.
+fn manifest(server: &str) -> String {
+    format!("[server]\n{server}\n{FUNCTIONS}")
+}
+
+fn get(path: &str) -> Request<Bytes> {
+    Request::get(path).body(Bytes::new()).unwrap()
+}
+
+async fn assert_hello(server: &TestServer) {
+    let reply = server.get("/hello").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    timeout(Duration::from_secs(10), TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect failed")
+}
+
+/// The first line of a raw answer.
+fn status_line(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Reads until the server closes the connection (EOF or reset): `Ok` with
+/// everything read, or `Err` with what was read when `limit` ran out.
+async fn read_to_close<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    limit: Duration,
+) -> Result<Vec<u8>, Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(reply),
+            Ok(Ok(n)) => reply.extend_from_slice(&chunk[..n]),
+            Err(_) => return Err(reply),
+        }
+    }
+}
+
+/// Reads a response head (up to the blank line). `None` if the connection
+/// closed first; panics if nothing complete came within `limit`.
+async fn read_head<R: AsyncRead + Unpin>(stream: &mut R, limit: Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tokio::time::timeout_at(deadline, stream.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return None,
+            Ok(Ok(_)) => head.push(byte[0]),
+            Err(_) => panic!(
+                "no response head within {limit:?}; got {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server closes
+/// it (bounded by `limit`).
+async fn raw_exchange(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Result<Vec<u8>, Vec<u8>> {
+    let mut stream = connect(addr).await;
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(bytes).await;
+    read_to_close(&mut stream, limit).await
+}
+
+/// Sends `bytes` one at a time, `interval` apart, until done or the
+/// connection fails; counts the bytes written.
+fn trickle(
+    mut writer: tokio::net::tcp::OwnedWriteHalf,
+    bytes: Vec<u8>,
+    interval: Duration,
+    sent: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for byte in bytes {
+            if writer.write_all(&[byte]).await.is_err() {
+                return;
+            }
+            sent.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(interval).await;
+        }
+    })
+}
+
+/// An HTTP/1.1 keep-alive client connection, its driver task reporting
+/// when the connection ends.
+async fn h1_client(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let stream = connect(addr).await;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+/// An HTTP/2 (h2c, prior knowledge) client connection.
+async fn h2_client(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let stream = connect(addr).await;
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+/// GETs `uri` on an existing connection: the status, body read.
+async fn get_on<S>(sender: &mut S, uri: &str) -> StatusCode
+where
+    S: SendOn,
+{
+    let request = Request::get(uri)
+        .header(http::header::HOST, "localhost")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = timeout(support::REQUEST_TIMEOUT, sender.send_on(request))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    let status = response.status();
+    timeout(support::REQUEST_TIMEOUT, response.into_body().collect())
+        .await
+        .expect("body timed out")
+        .expect("body failed");
+    status
+}
+
+/// HTTP/1.1 and HTTP/2 senders alike.
+trait SendOn {
+    fn send_on(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>;
+}
+
+impl SendOn for hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    fn send_on(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> {
+        self.send_request(request)
+    }
+}
+
+impl SendOn for hyper::client::conn::http2::SendRequest<Full<Bytes>> {
+    fn send_on(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> {
+        self.send_request(request)
+    }
+}
+
+/// p50 and p99 of some latencies.
+fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
+    latencies.sort();
+    let n = latencies.len();
+    (latencies[n / 2], latencies[(n * 99 / 100).min(n - 1)])
+}
+
+/// `n` sequential `GET /hello` on fresh connections, all 200: latencies.
+async fn hello_latencies(server: &TestServer, n: usize) -> Vec<Duration> {
+    let mut latencies = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let reply = server.get("/hello").await;
+        latencies.push(started.elapsed());
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    latencies
+}
+
+// 1. Slowloris.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_heads_are_cut_off_while_others_are_served() {
+    let server = TestServer::start(&manifest(r#"header_read_timeout = "1s""#)).await;
+    let head = format!(
+        "GET /hello HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slowloris\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(60)
+    )
+    .into_bytes();
+    // 10 clients at one byte per 100 ms would need ~12 s for their heads.
+    let started = Instant::now();
+    let slow: Vec<_> = (0..10)
+        .map(|_| {
+            let head = head.clone();
+            let addr = server.addr;
+            tokio::spawn(async move {
+                let (mut reader, writer) = connect(addr).await.into_split();
+                let sent = Arc::new(AtomicUsize::new(0));
+                let writing = trickle(writer, head, Duration::from_millis(100), sent.clone());
+                let reply = read_to_close(&mut reader, Duration::from_secs(10)).await;
+                writing.abort();
+                (reply, sent.load(Ordering::Relaxed), started.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile others are served.
+    for _ in 0..10 {
+        assert_hello(&server).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for task in slow {
+        let (reply, sent, elapsed) = task.await.unwrap();
+        let reply = reply.unwrap_or_else(|partial| {
+            panic!(
+                "slowloris connection still open after 10 s ({sent} of {} bytes sent, got {:?})",
+                head.len(),
+                String::from_utf8_lossy(&partial)
+            )
+        });
+        let line = status_line(&reply);
+        eprintln!("slowloris: closed after {elapsed:?}, {sent} bytes sent, answer {line:?}");
+        assert!(
+            line.is_empty() || line.starts_with("HTTP/1.1 408"),
+            "a slow head must get 408 or a plain close, got {line:?}"
+        );
+        assert!(sent < head.len(), "the slow head was not cut off");
+    }
+    assert_hello(&server).await;
+}
+
+/// The HTTP/2 connection preface, trickled: the server cannot tell HTTP/1
+/// from HTTP/2 until it has it, and must not wait for it forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_on_the_http2_preface_is_cut_off() {
+    let server = TestServer::start(&manifest(r#"header_read_timeout = "1s""#)).await;
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    let started = Instant::now();
+    let (mut reader, writer) = connect(server.addr).await.into_split();
+    let sent = Arc::new(AtomicUsize::new(0));
+    // 24 bytes at one per 500 ms: 12 s.
+    let writing = trickle(
+        writer,
+        preface.clone(),
+        Duration::from_millis(500),
+        sent.clone(),
+    );
+    let reply = read_to_close(&mut reader, Duration::from_secs(10)).await;
+    writing.abort();
+    let sent = sent.load(Ordering::Relaxed);
+    let reply = reply.unwrap_or_else(|_| {
+        panic!(
+            "a connection trickling the HTTP/2 preface ({sent} of {} bytes sent) was still open after 10 s",
+            preface.len()
+        )
+    });
+    eprintln!(
+        "h2 preface slowloris: closed after {:?}, {sent} bytes sent, {} bytes answered",
+        started.elapsed(),
+        reply.len()
+    );
+    assert!(sent < preface.len(), "the slow preface was not cut off");
+    assert_hello(&server).await;
+}
+
+// 2. Trickled body.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickled_body_is_cut_off_with_408() {
+    let server = TestServer::start(&manifest(r#"body_read_timeout = "1s""#)).await;
+    let started = Instant::now();
+    let (mut reader, mut writer) = connect(server.addr).await.into_split();
+    writer
+        .write_all(
+            b"POST /echo/slow?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let sent = Arc::new(AtomicUsize::new(0));
+    // 1000 bytes at one per 200 ms would take 200 s.
+    let writing = trickle(
+        writer,
+        vec![b'x'; 1000],
+        Duration::from_millis(200),
+        sent.clone(),
+    );
+    let reply = read_to_close(&mut reader, Duration::from_secs(10)).await;
+    writing.abort();
+    let sent = sent.load(Ordering::Relaxed);
+    let reply = reply.unwrap_or_else(|partial| {
+        panic!(
+            "a trickled body ({sent} bytes sent) was not cut off within 10 s; got {:?}",
+            String::from_utf8_lossy(&partial)
+        )
+    });
+    let line = status_line(&reply);
+    eprintln!(
+        "trickled body: closed after {:?}, {sent} body bytes sent, answer {line:?}",
+        started.elapsed()
+    );
+    assert!(
+        line.is_empty() || line.starts_with("HTTP/1.1 408"),
+        "a trickled body must get 408 or a close, got {line:?}"
+    );
+    assert!(sent < 1000);
+    // The guest was invoked; its record says how it ended.
+    let record = server.record_of("echo").await;
+    eprintln!(
+        "trickled body: record outcome {} status {} request_bytes {}",
+        record.outcome, record.status, record.request_bytes
+    );
+    assert_hello(&server).await;
+}
+
+/// The usage record of a request cut off for its slow body has the status
+/// the client got.
+#[tokio::test]
+async fn a_trickled_body_is_recorded_with_the_status_the_client_got() {
+    let server = TestServer::start(&manifest(r#"body_read_timeout = "1s""#)).await;
+    let (mut reader, mut writer) = connect(server.addr).await.into_split();
+    writer
+        .write_all(
+            b"POST /echo/slow?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let writing = trickle(
+        writer,
+        vec![b'x'; 1000],
+        Duration::from_millis(200),
+        Default::default(),
+    );
+    let reply = read_to_close(&mut reader, Duration::from_secs(10)).await;
+    writing.abort();
+    let reply = reply.expect("a trickled body is cut off");
+    let line = status_line(&reply);
+    assert!(line.starts_with("HTTP/1.1 408"), "{line:?}");
+    let record = server.record_of("echo").await;
+    eprintln!(
+        "trickled body record: outcome {} status {} (client got {line:?})",
+        record.outcome, record.status
+    );
+    assert_eq!(
+        record.status, 408,
+        "the record's status is not the one the client got"
+    );
+}
+
+#[tokio::test]
+async fn a_body_sent_in_pieces_within_the_body_timeout_is_served() {
+    let server = TestServer::start(&manifest(r#"body_read_timeout = "2s""#)).await;
+    let mut stream = connect(server.addr).await;
+    stream
+        .write_all(
+            b"POST /echo/pieces?raw HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 20\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    for piece in ["aaaaa", "bbbbb", "ccccc", "ddddd"] {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream.write_all(piece.as_bytes()).await.unwrap();
+    }
+    let reply = read_to_close(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("the response must come and the connection close");
+    let text = String::from_utf8_lossy(&reply);
+    assert_eq!(status_line(&reply), "HTTP/1.1 200 OK", "{text}");
+    assert!(text.ends_with("aaaaabbbbbcccccddddd"), "{text}");
+}
+
+// 3. Malformed HTTP.
+
+#[tokio::test]
+async fn malformed_requests_get_400_or_a_close() {
+    let server = TestServer::start(&manifest(r#"header_read_timeout = "2s""#)).await;
+    let cases: &[(&str, &[u8])] = &[
+        ("binary junk", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\xde\xad\xbe\xef\r\n\r\n"),
+        ("NUL and high bytes", b"\x00\xff\xfe\xfd garbage \x01\x02\r\n\r\n"),
+        ("unknown version", b"GET /hello HTTP/9.9\r\nHost: x\r\n\r\n"),
+        ("request line without target", b"GET\r\nHost: x\r\n\r\n"),
+        ("request line with extra words", b"GET /hello HTTP/1.1 please\r\nHost: x\r\n\r\n"),
+        ("spaces in the method", b"G E T /hello HTTP/1.1\r\nHost: x\r\n\r\n"),
+        ("header line without colon", b"GET /hello HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n"),
+        ("space in a header name", b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n"),
+        ("NUL in a header value", b"GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
+        ("negative content-length", b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\nhello"),
+        ("non-numeric content-length", b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\nhello"),
+        (
+            "conflicting content-lengths",
+            b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+        ),
+        (
+            "transfer-encoding not chunked",
+            b"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nhello",
+        ),
+        (
+            "transfer-encoding in HTTP/1.0",
+            b"POST /echo/x HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ),
+    ];
+    for (name, bytes) in cases {
+        let started = Instant::now();
+        let reply = raw_exchange(server.addr, bytes, Duration::from_secs(8))
+            .await
+            .unwrap_or_else(|partial| {
+                panic!(
+                    "{name}: connection not closed within 8 s; got {:?}",
+                    String::from_utf8_lossy(&partial)
+                )
+            });
+        let line = status_line(&reply);
+        eprintln!("malformed {name}: {line:?} after {:?}", started.elapsed());
+        assert!(
+            line.is_empty()
+                || line.starts_with("HTTP/1.1 400 ")
+                || line.starts_with("HTTP/1.0 400 "),
+            "{name}: expected 400 or a close, got {line:?}"
+        );
+    }
+    assert_hello(&server).await;
+}
+
+/// Content-Length and Transfer-Encoding together (request smuggling): the
+/// body is never taken by its Content-Length, and whatever follows is never
+/// served as a second request.
+#[tokio::test]
+async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
+    let server = TestServer::start(&manifest("")).await;
+    let smuggled = b"POST /echo/x?raw HTTP/1.1\r\nHost: x\r\nContent-Length: 35\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+    let reply = raw_exchange(server.addr, smuggled, Duration::from_secs(8))
+        .await
+        .unwrap_or_else(|partial| {
+            panic!(
+                "connection not closed within 8 s; got {:?}",
+                String::from_utf8_lossy(&partial)
+            )
+        });
+    let text = String::from_utf8_lossy(&reply);
+    let line = status_line(&reply);
+    eprintln!("CL + TE: {line:?}, {} bytes answered", reply.len());
+    assert!(
+        line.is_empty() || line.starts_with("HTTP/1.1 400 ") || line.starts_with("HTTP/1.1 200 "),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        usize::from(!line.is_empty()),
+        "a second response was sent: {text}"
+    );
+    assert!(
+        !text.contains("Hello from gust"),
+        "the smuggled request was served: {text}"
+    );
+    assert!(
+        !text.contains("GET /hello"),
+        "the body was taken by Content-Length: {text}"
+    );
+    assert_hello(&server).await;
+}
+
+// 4. Too many headers, too long URLs.
+
+#[tokio::test]
+async fn too_many_headers_are_431_and_long_urls_414() {
+    let server = TestServer::start(&manifest("max_headers = 20\nmax_url_length = 8192")).await;
+    let with_headers = |n: usize| {
+        // Host and Connection count.
+        let mut head = String::from("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for i in 0..n - 2 {
+            head += &format!("X-H{i}: v\r\n");
+        }
+        head + "\r\n"
+    };
+    let status = |reply: Result<Vec<u8>, Vec<u8>>| {
+        status_line(&reply.unwrap_or_else(|partial| {
+            panic!(
+                "not closed within 8 s; got {:?}",
+                String::from_utf8_lossy(&partial)
+            )
+        }))
+    };
+    let limit = Duration::from_secs(8);
+    assert_eq!(
+        status(raw_exchange(server.addr, with_headers(20).as_bytes(), limit).await),
+        "HTTP/1.1 200 OK"
+    );
+    assert_eq!(
+        status(raw_exchange(server.addr, with_headers(21).as_bytes(), limit).await),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+    assert_eq!(
+        status(raw_exchange(server.addr, with_headers(60).as_bytes(), limit).await),
+        "HTTP/1.1 431 Request Header Fields Too Large"
+    );
+
+    let with_target =
+        |target: &str| format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let path_of = |len: usize| format!("/echo/{}", "u".repeat(len - "/echo/".len()));
+    for (len, expected) in [
+        (4096, "HTTP/1.1 200 OK"),
+        (8192, "HTTP/1.1 200 OK"),
+        (8193, "HTTP/1.1 414 URI Too Long"),
+        (16 * 1024, "HTTP/1.1 414 URI Too Long"),
+    ] {
+        let target = path_of(len);
+        assert_eq!(target.len(), len);
+        assert_eq!(
+            status(raw_exchange(server.addr, with_target(&target).as_bytes(), limit).await),
+            expected,
+            "a {len}-byte target"
+        );
+    }
+    // The query counts.
+    let target = format!("/echo/x?{}", "q".repeat(9000));
+    assert_eq!(
+        status(raw_exchange(server.addr, with_target(&target).as_bytes(), limit).await),
+        "HTTP/1.1 414 URI Too Long"
+    );
+    assert_hello(&server).await;
+}
+
+/// The same limits over HTTP/2, where hyper's HTTP/1 parser is not in the
+/// way.
+#[tokio::test]
+async fn http2_requests_obey_max_headers_and_max_url_length() {
+    let server = TestServer::start(&manifest("max_headers = 20\nmax_url_length = 8192")).await;
+    let (mut sender, _connection) = h2_client(server.addr).await;
+    let send = |sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+                uri: String,
+                headers: usize| {
+        let mut request = Request::get(uri);
+        for i in 0..headers {
+            request = request.header(format!("x-h{i}"), "v");
+        }
+        let request = request.body(Full::new(Bytes::new())).unwrap();
+        let response = sender.send_request(request);
+        async move {
+            let response = timeout(support::REQUEST_TIMEOUT, response)
+                .await
+                .expect("request timed out")
+                .expect("request failed");
+            response.status()
+        }
+    };
+    assert_eq!(
+        send(&mut sender, "http://localhost/hello".into(), 10).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&mut sender, "http://localhost/hello".into(), 40).await,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+    let long = format!("http://localhost/echo/{}", "u".repeat(16 * 1024));
+    assert_eq!(send(&mut sender, long, 0).await, StatusCode::URI_TOO_LONG);
+    let fine = format!("http://localhost/echo/{}", "u".repeat(4 * 1024));
+    assert_eq!(send(&mut sender, fine, 0).await, StatusCode::OK);
+    assert_hello(&server).await;
+}
+
+// 5. Clients that leave.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_request_is_client_gone() {
+    let server = TestServer::start(&manifest("")).await;
+    let mut stream = connect(server.addr).await;
+    stream
+        .write_all(b"POST /echo/leaving?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    // Let the guest start and wait for the rest of the body.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    let record = server.record_of("echo").await;
+    eprintln!(
+        "left mid-request: outcome {} status {} request_bytes {}",
+        record.outcome, record.status, record.request_bytes
+    );
+    assert_eq!(record.outcome, Outcome::ClientGone);
+    assert_hello(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_mid_response_is_client_gone() {
+    let server = TestServer::start(&manifest("")).await;
+    const LEN: usize = 16 * 1024 * 1024;
+    let (mut reader, mut writer) = connect(server.addr).await.into_split();
+    let writing = tokio::spawn(async move {
+        writer
+            .write_all(
+                format!(
+                    "POST /echo/big?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: {LEN}\r\n\r\n"
+                )
+                .as_bytes(),
+            )
+            .await?;
+        writer.write_all(&vec![b'z'; LEN]).await?;
+        Ok::<_, std::io::Error>(writer)
+    });
+    let head = read_head(&mut reader, Duration::from_secs(20))
+        .await
+        .expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let request_id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("x-request-id")
+        .trim()
+        .to_owned();
+    let mut some = vec![0u8; 64 * 1024];
+    reader.read_exact(&mut some).await.unwrap();
+    // Leave with megabytes of the echo unread.
+    let writer = timeout(Duration::from_secs(10), writing)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    drop(writer);
+    drop(reader);
+    let record = server.record(&request_id).await;
+    eprintln!(
+        "left mid-response: outcome {} status {} response_bytes {} of {LEN}",
+        record.outcome, record.status, record.response_bytes
+    );
+    assert_eq!(record.outcome, Outcome::ClientGone);
+    assert!(record.response_bytes < LEN as u64);
+    assert_hello(&server).await;
+}
+
+/// A guest streaming an endless body: the client reads some and leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_an_endless_response_is_client_gone() {
+    let server = TestServer::start(&manifest("")).await;
+    let started = Instant::now();
+    let mut stream = connect(server.addr).await;
+    stream
+        .write_all(b"GET /endless HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let head = read_head(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    let request_id = head
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("x-request-id")
+        .trim()
+        .to_owned();
+    let mut some = vec![0u8; 1024 * 1024];
+    timeout(Duration::from_secs(10), stream.read_exact(&mut some))
+        .await
+        .expect("the endless body streams")
+        .unwrap();
+    drop(stream);
+    let record = server.record(&request_id).await;
+    eprintln!(
+        "left an endless response: outcome {} status {} response_bytes {} duration {:?} (after {:?})",
+        record.outcome,
+        record.status,
+        record.response_bytes,
+        record.duration,
+        started.elapsed()
+    );
+    assert_eq!(record.outcome, Outcome::ClientGone);
+    // Cancelled when the client left, not run to its 30 s deadline.
+    assert!(
+        record.duration < Duration::from_secs(20),
+        "{:?}",
+        record.duration
+    );
+    assert_hello(&server).await;
+}
+
+// 6. HTTP/2 rapid reset.
+
+/// A server like [`TestServer`] that keeps every usage record.
+struct Counting {
+    addr: SocketAddr,
+    records: Arc<Mutex<Vec<InvocationRecord>>>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Counting {
+    async fn start(manifest: &str) -> Counting {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gust.toml");
+        std::fs::write(&path, support::with_example_paths(manifest)).unwrap();
+        let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        spec.server.listen = "127.0.0.1:0".parse().unwrap();
+        spec.cache = gust_runtime::cache::CacheLocation::Dir(support::cache_dir().to_path_buf());
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let sink = records.clone();
+        let app = App::load(support::engine(), spec)
+            .unwrap()
+            .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
+            .unwrap();
+        let server = Server::new(app).shutdown_grace(Duration::from_secs(5));
+        let listener = server.bind().await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(listener, async {
+            let _ = rx.await;
+        }));
+        Counting {
+            addr,
+            records,
+            _shutdown: tx,
+            _dir: dir,
+        }
+    }
+
+    fn records_of(&self, function: &str) -> Vec<InvocationRecord> {
+        self.records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.function.as_str() == function)
+            .cloned()
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_leaves_the_server_healthy() {
+    const STREAMS: usize = 5000;
+    let server = Counting::start(&manifest("")).await;
+    let addr = server.addr;
+
+    // Health checks on other connections throughout.
+    let attacking = Arc::new(AtomicBool::new(true));
+    let health = tokio::spawn({
+        let attacking = attacking.clone();
+        async move {
+            let mut seen = Vec::new();
+            while attacking.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let reply =
+                    timeout(Duration::from_secs(5), support::send(addr, get("/hello"))).await;
+                let status = match reply {
+                    Ok(Ok(reply)) => Ok(reply.status),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out after 5 s".to_owned()),
+                };
+                seen.push((status, started.elapsed()));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        }
+    });
+
+    let tcp = connect(addr).await;
+    let (client, connection) = timeout(Duration::from_secs(5), h2::client::handshake(tcp))
+        .await
+        .expect("h2 handshake timed out")
+        .expect("h2 handshake");
+    let mut connection = tokio::spawn(connection);
+    let started = Instant::now();
+    let mut client = Some(client);
+    let mut opened = 0;
+    let mut stopped_by = None;
+    while opened < STREAMS && started.elapsed() < Duration::from_secs(10) {
+        let ready = timeout(Duration::from_secs(2), client.take().unwrap().ready()).await;
+        let mut ready = match ready {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                stopped_by = Some(format!(
+                    "not ready: {e} (reason {:?}, go_away {})",
+                    e.reason(),
+                    e.is_go_away()
+                ));
+                break;
+            }
+            Err(_) => {
+                stopped_by = Some("not ready within 2 s".to_owned());
+                break;
+            }
+        };
+        let request = Request::get("http://localhost/spin").body(()).unwrap();
+        match ready.send_request(request, true) {
+            Ok((response, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                drop(response);
+                opened += 1;
+            }
+            Err(e) => {
+                stopped_by = Some(format!(
+                    "send_request: {e} (reason {:?}, go_away {})",
+                    e.reason(),
+                    e.is_go_away()
+                ));
+                break;
+            }
+        }
+        client = Some(ready);
+        tokio::task::yield_now().await;
+    }
+    let attack_time = started.elapsed();
+    eprintln!(
+        "rapid reset: {opened} streams opened and reset in {attack_time:?}; stopped by: {}",
+        stopped_by.as_deref().unwrap_or("(nothing, all sent)")
+    );
+    // Did the server end the connection (GOAWAY)?
+    match timeout(Duration::from_secs(3), &mut connection).await {
+        Ok(Ok(Ok(()))) => eprintln!("rapid reset: the server closed the connection cleanly"),
+        Ok(Ok(Err(e))) => eprintln!(
+            "rapid reset: connection ended: {e} (reason {:?}, go_away {}, remote {})",
+            e.reason(),
+            e.is_go_away(),
+            e.is_remote()
+        ),
+        Ok(Err(e)) => panic!("connection task: {e}"),
+        Err(_) => eprintln!("rapid reset: the attacking connection is still open (no GOAWAY)"),
+    }
+    drop(client);
+    connection.abort();
+
+    // Let cancelled and timed-out invocations finish (spin's deadline is 2 s).
+    let settle = Instant::now();
+    let mut last = (server.records_of("spin").len(), Instant::now());
+    while settle.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let count = server.records_of("spin").len();
+        if count != last.0 {
+            last = (count, Instant::now());
+        } else if settle.elapsed() > Duration::from_millis(2500)
+            && last.1.elapsed() > Duration::from_secs(1)
+        {
+            break;
+        }
+    }
+    attacking.store(false, Ordering::Relaxed);
+    let health = health.await.unwrap();
+
+    let spins = server.records_of("spin");
+    let mut outcomes = std::collections::BTreeMap::new();
+    for record in &spins {
+        *outcomes.entry(record.outcome.as_str()).or_insert(0) += 1;
+    }
+    let max_wall = spins.iter().map(|r| r.duration).max().unwrap_or_default();
+    eprintln!(
+        "rapid reset: {} invocations of spin started for {opened} streams: {outcomes:?}; longest {max_wall:?}",
+        spins.len()
+    );
+    let latencies: Vec<Duration> = health.iter().map(|(_, latency)| *latency).collect();
+    if !latencies.is_empty() {
+        let (p50, p99) = percentiles(latencies.clone());
+        eprintln!(
+            "rapid reset: {} health checks during the attack, p50 {p50:?} p99 {p99:?} max {:?}",
+            health.len(),
+            latencies.iter().max().unwrap()
+        );
+    }
+
+    assert!(!health.is_empty());
+    for (status, _) in &health {
+        assert_eq!(
+            status,
+            &Ok(StatusCode::OK),
+            "a health check during the attack failed"
+        );
+    }
+    assert!(spins.len() <= opened, "more invocations than streams");
+    for record in &spins {
+        assert!(
+            matches!(
+                record.outcome,
+                Outcome::ClientGone | Outcome::Overloaded | Outcome::Timeout
+            ),
+            "a reset stream's invocation ended {}",
+            record.outcome
+        );
+    }
+    // A fresh HTTP/2 connection is served.
+    let (mut sender, _connection) = h2_client(addr).await;
+    assert_eq!(
+        get_on(&mut sender, "http://localhost/hello").await,
+        StatusCode::OK
+    );
+}
+
+/// Rapid reset paced so that the server has accepted each stream (and
+/// started its invocation) before the reset arrives: hyper's HTTP/2 only
+/// counts resets of streams not yet accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
+    const BATCH: usize = 50;
+    let server = Counting::start(&manifest("")).await;
+    let addr = server.addr;
+    let attacking = Arc::new(AtomicBool::new(true));
+    let health = tokio::spawn({
+        let attacking = attacking.clone();
+        async move {
+            let mut seen = Vec::new();
+            while attacking.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let reply =
+                    timeout(Duration::from_secs(5), support::send(addr, get("/hello"))).await;
+                let status = match reply {
+                    Ok(Ok(reply)) => Ok(reply.status),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(_) => Err("timed out after 5 s".to_owned()),
+                };
+                seen.push((status, started.elapsed()));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        }
+    });
+
+    let tcp = connect(addr).await;
+    let (client, connection) = timeout(Duration::from_secs(5), h2::client::handshake(tcp))
+        .await
+        .expect("h2 handshake timed out")
+        .expect("h2 handshake");
+    let mut connection = tokio::spawn(connection);
+    let started = Instant::now();
+    let mut client = Some(client);
+    let mut opened = 0;
+    let mut batches = 0;
+    let mut stopped_by = None;
+    'attack: while started.elapsed() < Duration::from_secs(6) {
+        let mut streams = Vec::with_capacity(BATCH);
+        for _ in 0..BATCH {
+            let ready = timeout(Duration::from_secs(2), client.take().unwrap().ready()).await;
+            let mut ready = match ready {
+                Ok(Ok(ready)) => ready,
+                Ok(Err(e)) => {
+                    stopped_by = Some(format!("not ready: {e} (reason {:?})", e.reason()));
+                    break 'attack;
+                }
+                Err(_) => {
+                    stopped_by = Some("not ready within 2 s".to_owned());
+                    break 'attack;
+                }
+            };
+            let request = Request::get("http://localhost/spin").body(()).unwrap();
+            match ready.send_request(request, true) {
+                Ok(stream) => streams.push(stream),
+                Err(e) => {
+                    stopped_by = Some(format!("send_request: {e} (reason {:?})", e.reason()));
+                    break 'attack;
+                }
+            }
+            client = Some(ready);
+            opened += 1;
+        }
+        // Long enough for the server to accept them and start the guests.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for (response, mut stream) in streams {
+            stream.send_reset(h2::Reason::CANCEL);
+            drop(response);
+        }
+        batches += 1;
+    }
+    eprintln!(
+        "paced rapid reset: {opened} streams in {batches} batches of {BATCH} in {:?}; stopped by: {}",
+        started.elapsed(),
+        stopped_by.as_deref().unwrap_or("(nothing, time up)")
+    );
+    match timeout(Duration::from_millis(500), &mut connection).await {
+        Ok(Ok(Ok(()))) => eprintln!("paced rapid reset: the server closed the connection cleanly"),
+        Ok(Ok(Err(e))) => eprintln!(
+            "paced rapid reset: connection ended: {e} (reason {:?}, go_away {})",
+            e.reason(),
+            e.is_go_away()
+        ),
+        Ok(Err(e)) => panic!("connection task: {e}"),
+        Err(_) => {
+            eprintln!("paced rapid reset: the attacking connection is still open (no GOAWAY)")
+        }
+    }
+    drop(client);
+    connection.abort();
+
+    let settle = Instant::now();
+    let mut last = (server.records_of("spin").len(), Instant::now());
+    while settle.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let count = server.records_of("spin").len();
+        if count != last.0 {
+            last = (count, Instant::now());
+        } else if settle.elapsed() > Duration::from_millis(2500)
+            && last.1.elapsed() > Duration::from_secs(1)
+        {
+            break;
+        }
+    }
+    attacking.store(false, Ordering::Relaxed);
+    let health = health.await.unwrap();
+    let spins = server.records_of("spin");
+    let mut outcomes = std::collections::BTreeMap::new();
+    for record in &spins {
+        *outcomes.entry(record.outcome.as_str()).or_insert(0) += 1;
+    }
+    let fuel: u64 = spins.iter().map(|r| r.fuel_consumed).sum();
+    let max_wall = spins.iter().map(|r| r.duration).max().unwrap_or_default();
+    if !spins.is_empty() {
+        let (p50, _) = percentiles(spins.iter().map(|r| r.duration).collect());
+        let least = spins.iter().map(|r| r.duration).min().unwrap_or_default();
+        eprintln!("paced rapid reset: invocation wall time min {least:?} p50 {p50:?}");
+    }
+    eprintln!(
+        "paced rapid reset: {} invocations of spin for {opened} streams: {outcomes:?}; {fuel} fuel in all; longest {max_wall:?}",
+        spins.len()
+    );
+    let latencies: Vec<Duration> = health.iter().map(|(_, latency)| *latency).collect();
+    if !latencies.is_empty() {
+        let (p50, p99) = percentiles(latencies.clone());
+        eprintln!(
+            "paced rapid reset: {} health checks, p50 {p50:?} p99 {p99:?} max {:?}",
+            health.len(),
+            latencies.iter().max().unwrap()
+        );
+    }
+    assert!(!health.is_empty());
+    for (status, _) in &health {
+        assert_eq!(
+            status,
+            &Ok(StatusCode::OK),
+            "a health check during the attack failed"
+        );
+    }
+    assert!(spins.len() <= opened, "more invocations than streams");
+    for record in &spins {
+        assert!(
+            matches!(
+                record.outcome,
+                Outcome::ClientGone | Outcome::Overloaded | Outcome::Timeout
+            ),
+            "a reset stream's invocation ended {}",
+            record.outcome
+        );
+    }
+    let (mut sender, _connection) = h2_client(addr).await;
+    assert_eq!(
+        get_on(&mut sender, "http://localhost/hello").await,
+        StatusCode::OK
+    );
+}
+
+// 7. Thousands of idle connections.
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit: (soft, hard).
+#[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every target")]
+fn raise_nofile_limit() -> (u64, u64) {
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        }
+        (limit.rlim_cur as u64, limit.rlim_max as u64)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_idle_connections_do_not_stop_requests() {
+    const IDLE: usize = 5000;
+    let (soft, hard) = raise_nofile_limit();
+    eprintln!("idle connections: RLIMIT_NOFILE soft {soft} hard {hard}");
+    // Client and server ends share this process: two descriptors each.
+    if soft < 12_000 {
+        eprintln!(
+            "SKIPPED five_thousand_idle_connections_do_not_stop_requests: the open-file limit is {soft} (hard {hard}), below the 12000 this test needs"
+        );
+        return;
+    }
+    let server = TestServer::start(&manifest("")).await;
+    let before = hello_latencies(&server, 50).await;
+
+    let opening = Instant::now();
+    let mut idle = Vec::with_capacity(IDLE);
+    for _ in 0..IDLE {
+        idle.push(connect(server.addr).await);
+    }
+    eprintln!("idle connections: {IDLE} opened in {:?}", opening.elapsed());
+    // Let the server accept them all.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = hello_latencies(&server, 50).await;
+
+    let (p50, p99) = percentiles(before);
+    eprintln!("idle connections: without: p50 {p50:?} p99 {p99:?}");
+    let (p50, p99) = percentiles(during);
+    eprintln!("idle connections: with {IDLE} idle: p50 {p50:?} p99 {p99:?}");
+
+    // The server held them: none closed.
+    let mut closed = 0;
+    let mut byte = [0u8; 1];
+    for stream in &idle {
+        match stream.try_read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => closed += 1,
+        }
+    }
+    assert_eq!(
+        closed, 0,
+        "the server closed idle connections within seconds"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = hello_latencies(&server, 10).await;
+    let (p50, _) = percentiles(after);
+    eprintln!("idle connections: after closing them: p50 {p50:?}");
+}
+
+// 8. Idle timeout.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
+    let server = TestServer::start(&manifest(
+        "idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
+    ))
+    .await;
+
+    // Silent after one request: closed.
+    let (mut idle, idle_connection) = h1_client(server.addr).await;
+    assert_eq!(get_on(&mut idle, "/hello").await, StatusCode::OK);
+    let idle_since = Instant::now();
+    let idle_connection =
+        tokio::spawn(async move { (idle_connection.await, idle_since.elapsed()) });
+
+    // A request every 300 ms for 3 s on another connection: kept.
+    let (mut busy, mut busy_connection) = h1_client(server.addr).await;
+    for i in 0..10 {
+        assert_eq!(
+            get_on(&mut busy, "/hello").await,
+            StatusCode::OK,
+            "request {i}"
+        );
+        assert!(
+            !busy_connection.is_finished(),
+            "busy connection closed after request {i}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(!busy_connection.is_finished());
+    assert_eq!(get_on(&mut busy, "/hello").await, StatusCode::OK);
+
+    let (ended, after) = timeout(Duration::from_secs(10), idle_connection)
+        .await
+        .expect("an idle keep-alive connection was still open 10 s later")
+        .unwrap();
+    eprintln!(
+        "idle_timeout 1s: keep-alive connection closed {after:?} after its response ({ended:?})"
+    );
+    drop(idle);
+    // The busy one is eventually closed too once it is quiet.
+    drop(busy);
+    let _ = timeout(Duration::from_secs(10), &mut busy_connection).await;
+    busy_connection.abort();
+    assert_hello(&server).await;
+}
+
+#[tokio::test]
+async fn a_connection_that_never_sends_a_byte_is_closed_by_the_idle_timeout() {
+    let server = TestServer::start(&manifest(
+        "idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
+    ))
+    .await;
+    let started = Instant::now();
+    let mut silent = connect(server.addr).await;
+    let reply = read_to_close(&mut silent, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|_| {
+            panic!("a connection that never sent a byte was still open 10 s later")
+        });
+    eprintln!(
+        "idle_timeout 1s: silent connection closed after {:?} ({} bytes answered)",
+        started.elapsed(),
+        reply.len()
+    );
+    assert_hello(&server).await;
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let server = TestServer::start(&manifest(
+        "idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
+    ))
+    .await;
+    let (mut sender, connection) = h2_client(server.addr).await;
+    assert_eq!(
+        get_on(&mut sender, "http://localhost/hello").await,
+        StatusCode::OK
+    );
+    let idle_since = Instant::now();
+    let ended = timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("an idle HTTP/2 connection was still open 10 s later");
+    eprintln!(
+        "idle_timeout 1s: HTTP/2 connection closed {:?} after its response ({ended:?})",
+        idle_since.elapsed()
+    );
+    assert_hello(&server).await;
+}
+
+// 9. Connection limit.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_connections_new_connections_wait_for_a_free_slot() {
+    let server = TestServer::start(&manifest("max_connections = 2")).await;
+    // Two keep-alive connections, each served once so the server surely
+    // accepted them, then idle.
+    let (mut first, first_connection) = h1_client(server.addr).await;
+    assert_eq!(get_on(&mut first, "/hello").await, StatusCode::OK);
+    let (mut second, _second_connection) = h1_client(server.addr).await;
+    assert_eq!(get_on(&mut second, "/hello").await, StatusCode::OK);
+
+    // A third connects (the kernel completes the handshake) but is not
+    // served while they are open.
+    let mut third = connect(server.addr).await;
+    third
+        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match timeout(Duration::from_secs(1), third.read(&mut byte)).await {
+        Err(_) => {}
+        Ok(read) => panic!("a third connection was answered past max_connections = 2: {read:?}"),
+    }
+
+    // One closes: the third is served.
+    let waited = Instant::now();
+    drop(first);
+    first_connection.abort();
+    let reply = read_to_close(&mut third, Duration::from_secs(10))
+        .await
+        .expect("the waiting connection was not served within 10 s of a slot freeing");
+    eprintln!(
+        "max_connections 2: third connection answered {:?} after a slot freed",
+        waited.elapsed()
+    );
+    assert_eq!(status_line(&reply), "HTTP/1.1 200 OK");
+    // The one still open is unaffected.
+    assert_eq!(get_on(&mut second, "/hello").await, StatusCode::OK);
+    assert_hello(&server).await;
+}
