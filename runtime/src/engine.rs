@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::sync::Semaphore;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 const DEFAULT_KEEP_RESIDENT: usize = 16 << 20;
@@ -40,6 +41,7 @@ pub struct EngineConfig {
     max_memory_size: usize,
     max_table_elements: usize,
     max_wasm_stack: usize,
+    max_running: Option<usize>,
     epoch_tick: Duration,
 }
 
@@ -53,6 +55,7 @@ impl Default for EngineConfig {
             max_memory_size: 256 << 20,
             max_table_elements: 20_000,
             max_wasm_stack: 512 << 10,
+            max_running: None,
             epoch_tick: Duration::from_millis(5),
         }
     }
@@ -115,12 +118,24 @@ impl EngineConfig {
         self
     }
 
+    /// Guests executing at once; the others wait their turn (see
+    /// `gate`). Default: the number of CPU cores.
+    pub fn max_running(mut self, n: usize) -> Self {
+        self.max_running = Some(n.max(1));
+        self
+    }
+
     /// The settings of a manifest's `[engine]` table.
     pub fn with_settings(self, settings: &crate::manifest::EngineSettings) -> Self {
-        self.max_instances(settings.max_instances)
+        let config = self
+            .max_instances(settings.max_instances)
             .max_memory_size(settings.max_memory_size)
             .max_table_elements(settings.max_table_elements)
-            .max_wasm_stack(settings.max_wasm_stack)
+            .max_wasm_stack(settings.max_wasm_stack);
+        match settings.max_running {
+            Some(n) => config.max_running(n),
+            None => config,
+        }
     }
 
     /// How often the epoch advances: the granularity of deadlines and of
@@ -176,6 +191,7 @@ struct Inner {
     fuel: bool,
     pooling: bool,
     epoch_tick: Duration,
+    gate: Arc<Semaphore>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -212,13 +228,17 @@ impl GustEngine {
                 })
                 .context("starting the epoch ticker thread")?
         };
-        tracing::debug!(pooling, tick = ?config.epoch_tick, "engine ready");
+        let running = config.max_running.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        tracing::debug!(pooling, tick = ?config.epoch_tick, running, "engine ready");
         Ok(GustEngine {
             inner: Arc::new(Inner {
                 engine,
                 fuel: config.fuel,
                 pooling,
                 epoch_tick: config.epoch_tick,
+                gate: Arc::new(Semaphore::new(running)),
                 stop,
                 ticker: Some(ticker),
             }),
@@ -238,6 +258,11 @@ impl GustEngine {
     /// Whether the pooling allocator is in use.
     pub fn is_pooling(&self) -> bool {
         self.inner.pooling
+    }
+
+    /// The turns of guests executing at once.
+    pub(crate) fn gate(&self) -> &Arc<Semaphore> {
+        &self.inner.gate
     }
 
     /// The epoch tick.

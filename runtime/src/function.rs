@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
@@ -26,6 +27,8 @@ pub struct Function {
     pub(crate) quota: Option<Arc<Quota>>,
     pub(crate) pre: ProxyPre<HostState>,
     pub(crate) admission: Admission,
+    /// The engine's turns of executing guests.
+    pub(crate) gate: Arc<Semaphore>,
     /// Whether the engine meters fuel.
     pub(crate) fuel: bool,
 }
@@ -58,6 +61,7 @@ impl Function {
             quota: spec.quota.map(|q| Arc::new(Quota::new(q))),
             pre,
             admission: Admission::new(&spec.limits),
+            gate: engine.gate().clone(),
             fuel: engine.is_metering_fuel(),
         })
     }

@@ -28,6 +28,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::admission::Refused;
 use crate::billing::{Prices, Usage};
 use crate::function::Function;
+use crate::gate;
 use crate::host::{HostState, IoMeter};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
 use crate::output::GuestOutput;
@@ -140,6 +141,7 @@ impl Function {
                 cx.set_fuel(fuel - owed)?;
                 cx.data_mut().host_fuel_deducted += owed;
             }
+            crate::gate::note_slice_yield();
             // Yield every tick so a busy guest cannot starve others on its
             // worker thread. tokio's `yield_now` defers the wake-up until
             // the I/O driver has run; a plain self-wake would let a
@@ -215,6 +217,7 @@ impl Function {
         };
 
         let pre = self.pre.clone();
+        let gate = self.gate.clone();
         let task = {
             let completion = completion.clone();
             let cancel = cancel.clone();
@@ -227,7 +230,7 @@ impl Function {
                         .await
                 };
                 let result = tokio::select! {
-                    result = tokio::time::timeout_at(deadline.into(), run) => Some(result),
+                    result = tokio::time::timeout_at(deadline.into(), gate::gated(&gate, run)) => Some(result),
                     () = cancel.notified() => None,
                 };
                 let state = store.data();

@@ -40,6 +40,7 @@ pub mod engine;
 #[cfg(feature = "builtin-examples")]
 pub mod examples;
 pub mod function;
+mod gate;
 mod host;
 mod invoke;
 pub mod ledger;

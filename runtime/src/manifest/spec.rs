@@ -153,6 +153,9 @@ pub struct EngineSettings {
     pub max_memory_size: usize,
     /// Largest table of any instance, in elements. Default: 20,000.
     pub max_table_elements: usize,
+    /// Guests executing Wasm at once; the rest wait their turn, first come
+    /// first served. Default (`None`): the number of CPU cores.
+    pub max_running: Option<usize>,
 }
 
 impl Default for EngineSettings {
@@ -162,6 +165,7 @@ impl Default for EngineSettings {
             max_instances: 1000,
             max_memory_size: 256 << 20,
             max_table_elements: 20_000,
+            max_running: None,
         }
     }
 }
@@ -462,7 +466,11 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
         max_instances: m.engine.max_instances.unwrap_or(e.max_instances),
         max_memory_size: m.engine.max_memory_size.unwrap_or(e.max_memory_size),
         max_table_elements: m.engine.max_table_elements.unwrap_or(e.max_table_elements),
+        max_running: m.engine.max_running,
     };
+    if engine.max_running == Some(0) {
+        problems.push("engine.max_running", "must be greater than 0");
+    }
     if engine.max_wasm_stack < 16 << 10 || engine.max_wasm_stack > 64 << 20 {
         problems.push(
             "engine.max_wasm_stack",
