@@ -115,6 +115,9 @@ impl Function {
 
         let mut store = Store::new(self.pre.engine(), HostState::new(io.clone(), &self.limits));
         store.limiter(|state| &mut state.memory);
+        // The guest's own handle tables, next to the host's resource table
+        // (capped in `HostState::new`).
+        store.set_max_component_handles(self.limits.resources);
         let metering = self.fuel;
         if metering && let Err(e) = store.set_fuel(budget) {
             return Invoked::Failed {

@@ -30,9 +30,10 @@ pub struct Limits {
     /// Core instances in one invocation's store; also the most tables and
     /// the most memories. A component needs a handful. Default: 100.
     pub instances: usize,
-    /// Host resource handles (`wasi:http` fields, bodies, streams,
-    /// pollables) one invocation may hold at once; past it the host call
-    /// traps (500). Default: 10,000.
+    /// Resource handles one invocation may hold at once, in the host's
+    /// table (`wasi:http` fields, bodies, streams, pollables) and, as a
+    /// separate count, in the guest's own handle tables; past it the call
+    /// that would create one traps (500). Default: 10,000.
     pub resources: usize,
     /// Invocations of the function running at once. Default: 100.
     pub concurrency: u32,
