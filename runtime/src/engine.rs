@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::gate::Gate;
 use anyhow::Context as _;
-use tokio::sync::Semaphore;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 const DEFAULT_KEEP_RESIDENT: usize = 16 << 20;
@@ -191,7 +191,7 @@ struct Inner {
     fuel: bool,
     pooling: bool,
     epoch_tick: Duration,
-    gate: Arc<Semaphore>,
+    gate: Arc<Gate>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -238,7 +238,7 @@ impl GustEngine {
                 fuel: config.fuel,
                 pooling,
                 epoch_tick: config.epoch_tick,
-                gate: Arc::new(Semaphore::new(running)),
+                gate: Arc::new(Gate::new(running)),
                 stop,
                 ticker: Some(ticker),
             }),
@@ -261,7 +261,7 @@ impl GustEngine {
     }
 
     /// The turns of guests executing at once.
-    pub(crate) fn gate(&self) -> &Arc<Semaphore> {
+    pub(crate) fn gate(&self) -> &Arc<Gate> {
         &self.inner.gate
     }
 

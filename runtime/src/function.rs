@@ -7,13 +7,13 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::sync::Semaphore;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::admission::Admission;
 use crate::billing::Prices;
 use crate::engine::GustEngine;
+use crate::gate::Gate;
 use crate::host::HostState;
 use crate::manifest::{FunctionId, FunctionSpec, Limits};
 use crate::quota::Quota;
@@ -28,7 +28,7 @@ pub struct Function {
     pub(crate) pre: ProxyPre<HostState>,
     pub(crate) admission: Admission,
     /// The engine's turns of executing guests.
-    pub(crate) gate: Arc<Semaphore>,
+    pub(crate) gate: Arc<Gate>,
     /// Whether the engine meters fuel.
     pub(crate) fuel: bool,
 }

@@ -1,25 +1,28 @@
-//! The start gate: at most `max_running` guests are in their first burst
-//! of execution at once (by default one per CPU core); new invocations wait
-//! their turn, first come first served.
+//! The CPU gate: at most `max_running` guests execute at once (by default
+//! one per CPU core), and short invocations go before long ones.
 //!
 //! Without it every request instantiates at once and all guests share the
-//! cores in 5 ms epoch slices: with 16 requests in flight each one takes 16
-//! times as long and 16 instances keep their memory hot. With it a new
-//! guest holds a turn from its instantiation until it finishes, first
-//! blocks on I/O, or has run for [`SLICE`] when an epoch yield comes; after
-//! that it runs without a turn. So a guest waiting on I/O never holds a
-//! turn, a busy guest holds one for at most one slice, and a guest that
-//! already started is never queued behind new ones.
+//! cores in 5 ms epoch slices: with 16 requests in flight each takes 16
+//! times as long, 16 instances keep their memory hot, and a request that
+//! needs 100 µs of CPU waits behind every busy guest.
+//!
+//! With it a new guest waits for a turn in the *fresh* queue and holds it
+//! until it finishes, blocks on I/O, or has run for [`SLICE`] when an epoch
+//! yield comes. Blocking on I/O gives the turn up (waiting never holds a
+//! core) and the guest resumes without queueing. A guest that used up a
+//! slice queues again in the *long* queue, served only when no fresh
+//! invocation waits: a busy guest gets the cores that short requests leave,
+//! so it cannot make them wait more than one slice. Under sustained overload
+//! long guests may wait until their deadline (504).
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, SemaphorePermit};
-
-/// How long a guest keeps its turn across epoch yields while others wait.
+/// How long a guest keeps its turn across epoch yields.
 pub(crate) const SLICE: Duration = Duration::from_millis(10);
 
 thread_local! {
@@ -34,47 +37,163 @@ pub(crate) fn note_slice_yield() {
     SLICE_YIELD.with(|y| y.set(true));
 }
 
-/// Runs `guest` holding a turn of `gate` while it executes.
-pub(crate) async fn gated<F: Future>(gate: &Semaphore, guest: F) -> F::Output {
-    let mut guest = std::pin::pin!(guest);
-    let mut turn: Option<(SemaphorePermit<'_>, Instant)> = None;
-    let mut waiting: Option<Pin<Box<dyn Future<Output = _> + Send + '_>>> = None;
-    let mut started = false;
-    std::future::poll_fn(move |cx| {
-        if !started {
-            if waiting.is_none() {
-                match gate.try_acquire() {
-                    Ok(permit) => {
-                        turn = Some((permit, Instant::now()));
-                        started = true;
-                    }
-                    Err(_) => waiting = Some(Box::pin(gate.acquire())),
+/// Which queue a waiting guest is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Fresh = 0,
+    Long = 1,
+}
+
+/// The turns of executing guests, shared by every function of an engine.
+#[derive(Debug)]
+pub struct Gate {
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    free: usize,
+    next_ticket: u64,
+    /// Waiters by class, each in arrival order.
+    queues: [VecDeque<(u64, Waker)>; 2],
+}
+
+impl State {
+    /// Wakes whoever is next in line, if a turn is free.
+    fn wake_next(&self) {
+        if self.free == 0 {
+            return;
+        }
+        let next = self.queues[0].front().or_else(|| self.queues[1].front());
+        if let Some((_, waker)) = next {
+            waker.wake_by_ref();
+        }
+    }
+
+    fn is_next(&self, class: Class, ticket: Option<u64>) -> bool {
+        let fresh_empty = self.queues[0].is_empty();
+        match (class, ticket) {
+            (Class::Fresh, None) => fresh_empty,
+            (Class::Long, None) => fresh_empty && self.queues[1].is_empty(),
+            (Class::Fresh, Some(t)) => self.queues[0].front().is_some_and(|(f, _)| *f == t),
+            (Class::Long, Some(t)) => {
+                fresh_empty && self.queues[1].front().is_some_and(|(f, _)| *f == t)
+            }
+        }
+    }
+}
+
+impl Gate {
+    /// A gate with `turns` turns.
+    pub fn new(turns: usize) -> Gate {
+        Gate {
+            state: Mutex::new(State {
+                free: turns.max(1),
+                next_ticket: 0,
+                queues: [VecDeque::new(), VecDeque::new()],
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A turn, given back on drop.
+struct Turn<'a>(&'a Gate);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.free += 1;
+        state.wake_next();
+    }
+}
+
+/// A guest waiting for a turn; leaves its queue on drop.
+struct Waiting<'a> {
+    gate: &'a Gate,
+    class: Class,
+    ticket: Option<u64>,
+}
+
+impl<'a> Waiting<'a> {
+    fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<Turn<'a>> {
+        let mut state = self.gate.lock();
+        let queue = self.class as usize;
+        if state.free > 0 && state.is_next(self.class, self.ticket) {
+            state.free -= 1;
+            if self.ticket.take().is_some() {
+                state.queues[queue].pop_front();
+            }
+            state.wake_next();
+            return Poll::Ready(Turn(self.gate));
+        }
+        match self.ticket {
+            Some(ticket) => {
+                if let Some(entry) = state.queues[queue].iter_mut().find(|(t, _)| *t == ticket) {
+                    entry.1.clone_from(cx.waker());
                 }
             }
-            if let Some(wait) = waiting.as_mut() {
-                match wait.as_mut().poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(permit) => {
-                        waiting = None;
-                        started = true;
-                        // The gate is never closed; if it were, run ungated.
-                        turn = permit.ok().map(|p| (p, Instant::now()));
-                    }
+            None => {
+                let ticket = state.next_ticket;
+                state.next_ticket += 1;
+                state.queues[queue].push_back((ticket, cx.waker().clone()));
+                self.ticket = Some(ticket);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            let mut state = self.gate.lock();
+            state.queues[self.class as usize].retain(|(t, _)| *t != ticket);
+            state.wake_next();
+        }
+    }
+}
+
+/// Runs `guest`, holding a turn of `gate` while it executes (see the
+/// module docs).
+pub(crate) async fn gated<F: Future>(gate: &Gate, guest: F) -> F::Output {
+    let mut guest = std::pin::pin!(guest);
+    let mut turn: Option<(Turn<'_>, Instant)> = None;
+    let mut waiting: Option<Waiting<'_>> = None;
+    let mut needs_turn = Some(Class::Fresh);
+    std::future::poll_fn(move |cx| {
+        if let Some(class) = needs_turn {
+            let wait = waiting.get_or_insert(Waiting {
+                gate,
+                class,
+                ticket: None,
+            });
+            match wait.poll_turn(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(granted) => {
+                    waiting = None;
+                    needs_turn = None;
+                    turn = Some((granted, Instant::now()));
                 }
             }
         }
         SLICE_YIELD.with(|y| y.set(false));
         let polled = guest.as_mut().poll(cx);
-        if polled.is_pending() {
-            let slice_yield = SLICE_YIELD.with(|y| y.replace(false));
-            let slice_over = turn
-                .as_ref()
-                .is_none_or(|(_, since)| since.elapsed() >= SLICE);
-            if !slice_yield || slice_over {
-                turn = None;
-            }
-        } else {
+        if polled.is_ready() {
             turn = None;
+        } else if !SLICE_YIELD.with(|y| y.replace(false)) {
+            // Blocked on I/O: give the turn up, resume without one.
+            turn = None;
+        } else if turn
+            .as_ref()
+            .is_none_or(|(_, since)| since.elapsed() >= SLICE)
+        {
+            // Busy for a slice (or busy again after I/O): back of the line.
+            turn = None;
+            needs_turn = Some(Class::Long);
         }
         polled
     })
@@ -87,9 +206,13 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    fn free(gate: &Gate) -> usize {
+        gate.lock().free
+    }
+
     #[tokio::test]
     async fn waiting_for_io_gives_up_the_turn() {
-        let gate = Arc::new(Semaphore::new(1));
+        let gate = Arc::new(Gate::new(1));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let blocked = tokio::spawn({
             let gate = gate.clone();
@@ -97,16 +220,15 @@ mod tests {
         });
         tokio::task::yield_now().await;
         // The first guest is parked on I/O, so the second gets the turn.
-        let ran = gated(&gate, async { 42 }).await;
-        assert_eq!(ran, 42);
+        assert_eq!(gated(&gate, async { 42 }).await, 42);
         tx.send(()).unwrap();
         assert_eq!(blocked.await.unwrap(), Some(()));
-        assert_eq!(gate.available_permits(), 1);
+        assert_eq!(free(&gate), 1);
     }
 
     #[tokio::test]
     async fn a_slice_yield_keeps_the_turn_until_the_slice_is_over() {
-        let gate = Semaphore::new(1);
+        let gate = Gate::new(1);
         let polls = AtomicUsize::new(0);
         let guest = std::future::poll_fn(|cx| {
             if polls.fetch_add(1, Ordering::Relaxed) == 3 {
@@ -116,14 +238,61 @@ mod tests {
             cx.waker().wake_by_ref();
             Poll::Pending
         });
-        let run = gated(&gate, guest);
-        let mut run = std::pin::pin!(run);
-        // Between polls the turn is still held: nobody else gets in.
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
+        let mut run = std::pin::pin!(gated(&gate, guest));
+        let mut cx = Context::from_waker(Waker::noop());
         assert!(run.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(gate.available_permits(), 0);
+        // Between polls of a short slice the turn is still held.
+        assert_eq!(free(&gate), 0);
         run.await;
-        assert_eq!(gate.available_permits(), 1);
+        assert_eq!(free(&gate), 1);
+    }
+
+    #[test]
+    fn fresh_guests_go_before_long_ones() {
+        let gate = Gate::new(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        let wait = |class| Waiting {
+            gate: &gate,
+            class,
+            ticket: None,
+        };
+        let Poll::Ready(first) = wait(Class::Fresh).poll_turn(&mut cx) else {
+            panic!("the gate is free");
+        };
+        let mut long = wait(Class::Long);
+        let mut fresh = wait(Class::Fresh);
+        assert!(long.poll_turn(&mut cx).is_pending());
+        assert!(fresh.poll_turn(&mut cx).is_pending());
+        drop(first);
+        // The long guest queued first, but a fresh one is waiting.
+        assert!(long.poll_turn(&mut cx).is_pending());
+        let Poll::Ready(second) = fresh.poll_turn(&mut cx) else {
+            panic!("the fresh guest is next");
+        };
+        assert!(long.poll_turn(&mut cx).is_pending());
+        drop(second);
+        assert!(long.poll_turn(&mut cx).is_ready());
+        assert_eq!(free(&gate), 1);
+    }
+
+    #[test]
+    fn a_waiter_that_leaves_lets_the_next_one_in() {
+        let gate = Gate::new(1);
+        let mut cx = Context::from_waker(Waker::noop());
+        let wait = |class| Waiting {
+            gate: &gate,
+            class,
+            ticket: None,
+        };
+        let Poll::Ready(first) = wait(Class::Fresh).poll_turn(&mut cx) else {
+            panic!("the gate is free");
+        };
+        let mut leaving = wait(Class::Fresh);
+        let mut staying = wait(Class::Long);
+        assert!(leaving.poll_turn(&mut cx).is_pending());
+        assert!(staying.poll_turn(&mut cx).is_pending());
+        drop(leaving);
+        drop(first);
+        assert!(staying.poll_turn(&mut cx).is_ready());
     }
 }
