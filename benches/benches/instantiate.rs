@@ -8,7 +8,8 @@
 //! Two groups: `instantiate` (a fresh store and instance, then dropped) and
 //! `instantiate_and_handle` (the same plus a `GET /hello` through
 //! `wasi:http/incoming-handler` with the response body read). Run with
-//! `cargo bench -p gust-benches`.
+//! `cargo bench -p gust-benches --bench instantiate`, or through `bench.sh`,
+//! which also exports the samples and plots them.
 
 use std::time::Duration;
 
@@ -59,20 +60,31 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-/// Compiling takes tens of milliseconds an iteration: fewer samples keep the
-/// whole run within a few minutes on two cores.
+/// Compiling takes hundreds of milliseconds an iteration: fewer samples
+/// keep the whole run within a few minutes on two cores.
+///
+/// A group's own settings win over criterion's command line, so these two
+/// come from the environment instead (`bench.sh` sets them for quick runs):
+/// `GUST_BENCH_SAMPLES` (samples per mode; compiling takes at most 10) and
+/// `GUST_BENCH_MEASUREMENT_SECS` (seconds per mode; compiling gets twice as
+/// long). `--warm-up-time` works on the command line as usual.
 fn configure(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     mode: Mode,
 ) {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let samples = env("GUST_BENCH_SAMPLES").map_or(50, |n| (n as usize).max(10));
+    let secs = env("GUST_BENCH_MEASUREMENT_SECS")
+        .filter(|s| *s > 0.0)
+        .unwrap_or(4.0);
     if mode == Mode::Compile {
         group
-            .sample_size(10)
-            .measurement_time(Duration::from_secs(8));
+            .sample_size(samples.min(10))
+            .measurement_time(Duration::from_secs_f64(secs * 2.0));
     } else {
         group
-            .sample_size(50)
-            .measurement_time(Duration::from_secs(4));
+            .sample_size(samples)
+            .measurement_time(Duration::from_secs_f64(secs));
     }
 }
 

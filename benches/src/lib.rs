@@ -6,18 +6,25 @@
 //! benchmark `benches/instantiate.rs` times every [`Mode`] twice: to a ready
 //! instance only, and to a complete `wasi:http/incoming-handler` call with the
 //! response body read. The end-to-end half (gust versus `wasmtime serve`
-//! under load) is the script `e2e/run.sh`; see `README.md`.
+//! under load) is the script `e2e/run.sh`; the cold start of newly deployed
+//! functions is the `coldstart` binary, and `bench.sh` runs criterion and
+//! `coldstart` and plots both (`plot`); see `README.md`.
 //!
 //! Every engine here is built from gust's own [`EngineConfig`], so fuel
 //! metering and epoch interruption are on in every mode, as in gust; only
 //! the allocator differs.
 
+pub mod support;
+
 use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use gust_runtime::{EngineConfig, GustEngine};
 use http_body_util::{BodyExt as _, Empty};
+use sha2::{Digest as _, Sha256};
 use wasmtime::Store;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -146,9 +153,7 @@ impl Bench {
         if mode.pooling() && !engine.is_pooling() {
             bail!("the pooling allocator could not be reserved on this machine");
         }
-        let mut linker = Linker::new(engine.engine());
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let linker = linker(engine.engine())?;
         let component = Component::new(engine.engine(), bytes)
             .map_err(anyhow::Error::from)
             .context("compiling")?;
@@ -175,10 +180,7 @@ impl Bench {
 
     /// A fresh store with gust's fuel budget and no effective deadline.
     pub fn store(&self) -> Store<BenchState> {
-        let mut store = Store::new(self.engine.engine(), BenchState::new());
-        store.set_fuel(FUEL).expect("gust engines consume fuel");
-        store.set_epoch_deadline(u64::MAX / 2);
-        store
+        store(self.engine.engine())
     }
 
     /// Gets an instance into `store` the way the mode says.
@@ -215,6 +217,24 @@ impl Bench {
     }
 }
 
+/// A fresh store on `engine` (one of gust's, so metering fuel) with gust's
+/// fuel budget and no effective deadline.
+pub fn store(engine: &wasmtime::Engine) -> Store<BenchState> {
+    let mut store = Store::new(engine, BenchState::new());
+    store.set_fuel(FUEL).expect("gust engines consume fuel");
+    store.set_epoch_deadline(u64::MAX / 2);
+    store
+}
+
+/// A linker with what gust's host provides (WASI p2 and `wasi:http`), as
+/// `App::load` builds one for every load.
+pub fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<BenchState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    Ok(linker)
+}
+
 /// Deserializes a component that [`Component::serialize`] produced with an
 /// engine of the same configuration.
 ///
@@ -222,13 +242,68 @@ impl Bench {
 ///
 /// `Component::deserialize` is `unsafe` because it maps the bytes as machine
 /// code without validating them. This is the one place the benchmarks call
-/// it, and the only bytes it ever receives are `Bench::serialized`, which
-/// `Bench::new` produced in this process with `Component::serialize` on the
-/// very engine passed back here, and which nothing mutates afterwards.
+/// it, and the only bytes it ever receives are (1) `Bench::serialized`,
+/// which `Bench::new` produced in this process with `Component::serialize`
+/// on the very engine passed back here, and which nothing mutates
+/// afterwards, and (2) in [`cache_hit_steps`], artifacts that this
+/// benchmark run wrote itself through gust's compile cache (a fresh
+/// temporary directory) and that passed the same length and SHA-256 check
+/// gust makes before it deserializes.
 fn deserialize(engine: &wasmtime::Engine, serialized: &[u8]) -> anyhow::Result<Component> {
     // SAFETY: see the function's documentation: trusted bytes serialized by
     // this process for this engine.
     Ok(unsafe { Component::deserialize(engine, serialized) }?)
+}
+
+/// How long each step of a compile-cache hit takes, done one by one on a
+/// file of gust's `CompileCache` (`"GUSTCC01" | SHA-256 | length (u64 LE) |
+/// artifact`, see `gust_runtime::cache`).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheHitSteps {
+    /// Reading the file.
+    pub read: Duration,
+    /// Checking the artifact's length and SHA-256.
+    pub verify: Duration,
+    /// `Component::deserialize` of the artifact.
+    pub deserialize: Duration,
+    /// The artifact's size.
+    pub artifact_bytes: usize,
+}
+
+/// Reads, verifies and deserializes the cache file `path` (written by
+/// gust's compile cache for `engine` during this run), timing each step.
+/// The component is dropped.
+pub fn cache_hit_steps(engine: &wasmtime::Engine, path: &Path) -> anyhow::Result<CacheHitSteps> {
+    const MAGIC: &[u8; 8] = b"GUSTCC01";
+    const HEADER: usize = MAGIC.len() + 32 + 8;
+    let started = Instant::now();
+    let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let read = started.elapsed();
+
+    let started = Instant::now();
+    if file.len() < HEADER || &file[..MAGIC.len()] != MAGIC {
+        bail!("{} is not a gust cache file", path.display());
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&file[MAGIC.len() + 32..HEADER]);
+    let artifact = &file[HEADER..];
+    if u64::try_from(artifact.len()).ok() != Some(u64::from_le_bytes(len))
+        || Sha256::digest(artifact).as_slice() != &file[MAGIC.len()..MAGIC.len() + 32]
+    {
+        bail!("{} is damaged", path.display());
+    }
+    let verify = started.elapsed();
+
+    let started = Instant::now();
+    let component = deserialize(engine, artifact)?;
+    let deserialize = started.elapsed();
+    drop(component);
+    Ok(CacheHitSteps {
+        read,
+        verify,
+        deserialize,
+        artifact_bytes: artifact.len(),
+    })
 }
 
 /// Calls the handler of `proxy` with a real `GET http://localhost/hello`
