@@ -153,7 +153,7 @@ impl App {
     /// compiled once, distinct ones in parallel on every core.
     pub fn load(engine: &GustEngine, spec: AppSpec) -> anyhow::Result<App> {
         let started = Instant::now();
-        let linker = crate::host::linker(engine.engine())?;
+        let linker = engine.linker()?;
         let cache = CompileCache::new(engine.engine(), &spec.cache)?;
         tracing::info!(
             functions = spec.functions.len(),

@@ -5,14 +5,17 @@
 //! (with a logged fallback to on-demand allocation when the address space is
 //! too small to reserve the pool) and copy-on-write memory images.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::gate::Gate;
 use anyhow::Context as _;
+use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::gate::Gate;
+use crate::host::HostState;
 
 const DEFAULT_KEEP_RESIDENT: usize = 16 << 20;
 
@@ -192,6 +195,9 @@ struct Inner {
     pooling: bool,
     epoch_tick: Duration,
     gate: Arc<Gate>,
+    /// Built on first use and shared by every app loaded on this engine:
+    /// building it takes about 0.2 ms, a fifth of a warm deploy.
+    linker: OnceLock<Linker<HostState>>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -239,6 +245,7 @@ impl GustEngine {
                 pooling,
                 epoch_tick: config.epoch_tick,
                 gate: Arc::new(Gate::new(running)),
+                linker: OnceLock::new(),
                 stop,
                 ticker: Some(ticker),
             }),
@@ -263,6 +270,15 @@ impl GustEngine {
     /// The turns of guests executing at once.
     pub(crate) fn gate(&self) -> &Arc<Gate> {
         &self.inner.gate
+    }
+
+    /// The linker functions are pre-instantiated against.
+    pub(crate) fn linker(&self) -> anyhow::Result<&Linker<HostState>> {
+        if let Some(linker) = self.inner.linker.get() {
+            return Ok(linker);
+        }
+        let linker = crate::host::linker(&self.inner.engine)?;
+        Ok(self.inner.linker.get_or_init(|| linker))
     }
 
     /// The epoch tick.
