@@ -59,7 +59,15 @@ fn main() {
         .map(|t| t.join("guest-examples"))
         .unwrap_or_else(|| out_dir.join("guest-examples"));
 
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // Under rustup, go through its `cargo` proxy so the guests build with
+    // the toolchain `rust-toolchain.toml` pins (which has the wasm32-wasip2
+    // target), even when the outer build runs on another one, e.g.
+    // `cargo +nightly fuzz`.
+    let rustup = env::var_os("RUSTUP_TOOLCHAIN").is_some();
+    let cargo = match env::var_os("CARGO") {
+        Some(cargo) if !rustup => cargo,
+        _ => "cargo".into(),
+    };
     let status = Command::new(cargo)
         .args([
             "build",
@@ -79,6 +87,8 @@ fn main() {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("CARGO_BUILD_RUSTFLAGS")
         .env_remove("CARGO_MAKEFLAGS")
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
         .status()
         .expect("running cargo to build guest-examples");
     assert!(

@@ -66,7 +66,12 @@ impl<T> Route<T> {
     fn overlaps(&self, other: &Route<T>) -> Option<String> {
         match (&self.methods, &other.methods) {
             (None, _) | (_, None) => Some("any method".to_owned()),
-            (Some(a), Some(b)) => a.iter().find(|m| b.contains(m)).map(|m| m.to_string()),
+            // A GET route takes HEAD too, so it overlaps a HEAD route.
+            (Some(a), Some(_)) => [Method::GET, Method::HEAD]
+                .iter()
+                .chain(a.iter())
+                .find(|m| self.allows(m) && other.allows(m))
+                .map(|m| m.to_string()),
         }
     }
 }
@@ -343,6 +348,12 @@ mod tests {
             .route("/a".parse().unwrap(), Some(vec![Method::PUT]), 1)
             .unwrap_err();
         assert_eq!(err.method, "PUT");
+        // A HEAD route next to a GET route would never be reached.
+        let err = r
+            .clone()
+            .route("/a".parse().unwrap(), Some(vec![Method::HEAD]), 1)
+            .unwrap_err();
+        assert_eq!(err.method, "HEAD");
         // Disjoint methods on the same pattern are fine.
         assert!(
             r.route("/a".parse().unwrap(), Some(vec![Method::POST]), 2)
