@@ -190,7 +190,7 @@ impl App {
             .zip(components)
             .map(|(f, component)| {
                 let component = component.context("every function has a component")?;
-                Function::new(engine, &linker, &spec.name, f, &component)
+                Function::new(engine, linker, &spec.name, f, &component)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
 
