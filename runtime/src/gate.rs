@@ -1,5 +1,6 @@
-//! The CPU gate: at most `max_running` guests execute at once (by default
-//! one per CPU core), and short invocations go before long ones.
+//! The CPU gate: at most `[engine].max_running` guests execute at once
+//! (opt-in; unset, every pool slot is a turn and nobody waits), and short
+//! invocations go before long ones.
 //!
 //! Without it every request instantiates at once and all guests share the
 //! cores in 5 ms epoch slices: with 16 requests in flight each takes 16

@@ -61,7 +61,7 @@ pub struct EngineDecl {
     /// Largest table any instance may have, in elements (the pool's slot
     /// size; per-function `table_elements` limits are checked against it).
     pub max_table_elements: Option<usize>,
-    /// Guests executing at once (default: one per CPU core).
+    /// Guests executing at once (default: no limit).
     pub max_running: Option<usize>,
 }
 

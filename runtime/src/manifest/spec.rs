@@ -154,8 +154,9 @@ pub struct EngineSettings {
     pub max_memory_size: usize,
     /// Largest table of any instance, in elements. Default: 20,000.
     pub max_table_elements: usize,
-    /// Guests executing Wasm at once; the rest wait their turn, first come
-    /// first served. Default (`None`): the number of CPU cores.
+    /// Guests executing Wasm at once; the rest wait their turn, new
+    /// invocations before guests that used up a time slice. Default
+    /// (`None`): no limit beyond the instance pool.
     pub max_running: Option<usize>,
 }
 
