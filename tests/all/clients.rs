@@ -1104,25 +1104,10 @@ async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
 // 7. Thousands of idle connections.
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit: (soft, hard).
-#[allow(clippy::unnecessary_cast, reason = "rlim_t is not u64 on every target")]
 fn raise_nofile_limit() -> (u64, u64) {
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
-            assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        }
-        (limit.rlim_cur as u64, limit.rlim_max as u64)
-    }
+    let (_, hard) = rlimit::Resource::NOFILE.get().expect("getrlimit");
+    let soft = rlimit::increase_nofile_limit(hard).expect("setrlimit");
+    (soft, hard)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
