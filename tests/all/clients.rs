@@ -4,12 +4,12 @@
 //! After each attack the server still answers `GET /hello`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use gust_runtime::{App, InvocationRecord, Manifest, Outcome, Server};
+use gust_runtime::{InvocationRecord, Outcome};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -735,154 +735,77 @@ async fn a_client_that_leaves_an_endless_response_is_client_gone() {
 
 // 6. HTTP/2 rapid reset.
 
-/// A server like [`TestServer`] that keeps every usage record.
-struct Counting {
+/// What one health check saw: its status (or why it failed) and latency.
+type Health = Vec<(Result<StatusCode, String>, Duration)>;
+
+/// `GET /hello` on fresh connections every 50 ms until `attacking` clears.
+fn health_checks(addr: SocketAddr, attacking: Arc<AtomicBool>) -> tokio::task::JoinHandle<Health> {
+    tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while attacking.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let reply = timeout(Duration::from_secs(5), support::send(addr, get("/hello"))).await;
+            let status = match reply {
+                Ok(Ok(reply)) => Ok(reply.status),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err("timed out after 5 s".to_owned()),
+            };
+            seen.push((status, started.elapsed()));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        seen
+    })
+}
+
+/// An HTTP/2 (prior knowledge) connection of the `h2` crate, which can
+/// reset streams at will.
+async fn h2_attacker(
     addr: SocketAddr,
-    records: Arc<Mutex<Vec<InvocationRecord>>>,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
-}
-
-impl Counting {
-    async fn start(manifest: &str) -> Counting {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gust.toml");
-        std::fs::write(&path, support::with_example_paths(manifest)).unwrap();
-        let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        spec.server.listen = "127.0.0.1:0".parse().unwrap();
-        spec.cache = gust_runtime::cache::CacheLocation::Dir(support::cache_dir().to_path_buf());
-        let records = Arc::new(Mutex::new(Vec::new()));
-        let sink = records.clone();
-        let app = App::load(support::engine(), spec)
-            .unwrap()
-            .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
-            .unwrap();
-        let server = Server::new(app).shutdown_grace(Duration::from_secs(5));
-        let listener = server.bind().await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server.serve(listener, async {
-            let _ = rx.await;
-        }));
-        Counting {
-            addr,
-            records,
-            _shutdown: tx,
-            _dir: dir,
-        }
-    }
-
-    fn records_of(&self, function: &str) -> Vec<InvocationRecord> {
-        self.records
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.function.as_str() == function)
-            .cloned()
-            .collect()
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn http2_rapid_reset_leaves_the_server_healthy() {
-    const STREAMS: usize = 5000;
-    let server = Counting::start(&manifest("")).await;
-    let addr = server.addr;
-
-    // Health checks on other connections throughout.
-    let attacking = Arc::new(AtomicBool::new(true));
-    let health = tokio::spawn({
-        let attacking = attacking.clone();
-        async move {
-            let mut seen = Vec::new();
-            while attacking.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let reply =
-                    timeout(Duration::from_secs(5), support::send(addr, get("/hello"))).await;
-                let status = match reply {
-                    Ok(Ok(reply)) => Ok(reply.status),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out after 5 s".to_owned()),
-                };
-                seen.push((status, started.elapsed()));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            seen
-        }
-    });
-
+) -> (
+    h2::client::SendRequest<Bytes>,
+    tokio::task::JoinHandle<Result<(), h2::Error>>,
+) {
     let tcp = connect(addr).await;
     let (client, connection) = timeout(Duration::from_secs(5), h2::client::handshake(tcp))
         .await
         .expect("h2 handshake timed out")
         .expect("h2 handshake");
-    let mut connection = tokio::spawn(connection);
-    let started = Instant::now();
-    let mut client = Some(client);
-    let mut opened = 0;
-    let mut stopped_by = None;
-    while opened < STREAMS && started.elapsed() < Duration::from_secs(10) {
-        let ready = timeout(Duration::from_secs(2), client.take().unwrap().ready()).await;
-        let mut ready = match ready {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => {
-                stopped_by = Some(format!(
-                    "not ready: {e} (reason {:?}, go_away {})",
-                    e.reason(),
-                    e.is_go_away()
-                ));
-                break;
-            }
-            Err(_) => {
-                stopped_by = Some("not ready within 2 s".to_owned());
-                break;
-            }
-        };
-        let request = Request::get("http://localhost/spin").body(()).unwrap();
-        match ready.send_request(request, true) {
-            Ok((response, mut stream)) => {
-                stream.send_reset(h2::Reason::CANCEL);
-                drop(response);
-                opened += 1;
-            }
-            Err(e) => {
-                stopped_by = Some(format!(
-                    "send_request: {e} (reason {:?}, go_away {})",
-                    e.reason(),
-                    e.is_go_away()
-                ));
-                break;
-            }
-        }
-        client = Some(ready);
-        tokio::task::yield_now().await;
-    }
-    let attack_time = started.elapsed();
-    eprintln!(
-        "rapid reset: {opened} streams opened and reset in {attack_time:?}; stopped by: {}",
-        stopped_by.as_deref().unwrap_or("(nothing, all sent)")
-    );
-    // Did the server end the connection (GOAWAY)?
-    match timeout(Duration::from_secs(3), &mut connection).await {
-        Ok(Ok(Ok(()))) => eprintln!("rapid reset: the server closed the connection cleanly"),
-        Ok(Ok(Err(e))) => eprintln!(
-            "rapid reset: connection ended: {e} (reason {:?}, go_away {}, remote {})",
-            e.reason(),
-            e.is_go_away(),
-            e.is_remote()
-        ),
-        Ok(Err(e)) => panic!("connection task: {e}"),
-        Err(_) => eprintln!("rapid reset: the attacking connection is still open (no GOAWAY)"),
-    }
-    drop(client);
-    connection.abort();
+    (client, tokio::spawn(connection))
+}
 
-    // Let cancelled and timed-out invocations finish (spin's deadline is 2 s).
+/// Why the attacker could not go on.
+fn stopped(what: &str, e: &h2::Error) -> String {
+    format!(
+        "{what}: {e} (reason {:?}, go_away {})",
+        e.reason(),
+        e.is_go_away()
+    )
+}
+
+/// Reports whether the server ended the attacking connection (GOAWAY).
+async fn report_connection_end(
+    label: &str,
+    connection: &mut tokio::task::JoinHandle<Result<(), h2::Error>>,
+    wait: Duration,
+) {
+    match timeout(wait, &mut *connection).await {
+        Ok(Ok(Ok(()))) => eprintln!("{label}: the server closed the connection cleanly"),
+        Ok(Ok(Err(e))) => eprintln!("{label}: connection ended: {}", stopped("error", &e)),
+        Ok(Err(e)) => panic!("connection task: {e}"),
+        Err(_) => eprintln!("{label}: the attacking connection is still open (no GOAWAY)"),
+    }
+    connection.abort();
+}
+
+/// The usage records of `spin` once they stop coming: cancelled and
+/// timed-out invocations finish (spin's deadline is 2 s), bounded by 8 s.
+async fn settled_spins(server: &TestServer) -> Vec<InvocationRecord> {
+    let spins = || server.records_for("spin");
     let settle = Instant::now();
-    let mut last = (server.records_of("spin").len(), Instant::now());
+    let mut last = (spins().len(), Instant::now());
     while settle.elapsed() < Duration::from_secs(8) {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let count = server.records_of("spin").len();
+        let count = spins().len();
         if count != last.0 {
             last = (count, Instant::now());
         } else if settle.elapsed() > Duration::from_millis(2500)
@@ -891,31 +814,46 @@ async fn http2_rapid_reset_leaves_the_server_healthy() {
             break;
         }
     }
-    attacking.store(false, Ordering::Relaxed);
-    let health = health.await.unwrap();
+    spins()
+}
 
-    let spins = server.records_of("spin");
+/// What both rapid-reset tests require afterwards: every health check was
+/// answered 200, no more invocations than streams, each one cancelled (or
+/// refused, or stopped at its deadline), and a new HTTP/2 connection is
+/// served. Prints what was seen.
+async fn assert_healthy_after(
+    label: &str,
+    addr: SocketAddr,
+    health: &Health,
+    spins: &[InvocationRecord],
+    opened: usize,
+) {
     let mut outcomes = std::collections::BTreeMap::new();
-    for record in &spins {
+    for record in spins {
         *outcomes.entry(record.outcome.as_str()).or_insert(0) += 1;
     }
+    let fuel: u64 = spins.iter().map(|r| r.fuel_consumed).sum();
     let max_wall = spins.iter().map(|r| r.duration).max().unwrap_or_default();
+    if !spins.is_empty() {
+        let (p50, _) = percentiles(spins.iter().map(|r| r.duration).collect());
+        let least = spins.iter().map(|r| r.duration).min().unwrap_or_default();
+        eprintln!("{label}: invocation wall time min {least:?} p50 {p50:?}");
+    }
     eprintln!(
-        "rapid reset: {} invocations of spin started for {opened} streams: {outcomes:?}; longest {max_wall:?}",
+        "{label}: {} invocations of spin for {opened} streams: {outcomes:?}; {fuel} fuel in all; longest {max_wall:?}",
         spins.len()
     );
     let latencies: Vec<Duration> = health.iter().map(|(_, latency)| *latency).collect();
-    if !latencies.is_empty() {
+    if let Some(max) = latencies.iter().max() {
         let (p50, p99) = percentiles(latencies.clone());
         eprintln!(
-            "rapid reset: {} health checks during the attack, p50 {p50:?} p99 {p99:?} max {:?}",
-            health.len(),
-            latencies.iter().max().unwrap()
+            "{label}: {} health checks, p50 {p50:?} p99 {p99:?} max {max:?}",
+            health.len()
         );
     }
 
     assert!(!health.is_empty());
-    for (status, _) in &health {
+    for (status, _) in health {
         assert_eq!(
             status,
             &Ok(StatusCode::OK),
@@ -923,7 +861,7 @@ async fn http2_rapid_reset_leaves_the_server_healthy() {
         );
     }
     assert!(spins.len() <= opened, "more invocations than streams");
-    for record in &spins {
+    for record in spins {
         assert!(
             matches!(
                 record.outcome,
@@ -941,41 +879,73 @@ async fn http2_rapid_reset_leaves_the_server_healthy() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_rapid_reset_leaves_the_server_healthy() {
+    const STREAMS: usize = 5000;
+    let server = TestServer::start(&manifest("")).await;
+    let addr = server.addr;
+    let attacking = Arc::new(AtomicBool::new(true));
+    let health = health_checks(addr, attacking.clone());
+
+    let (client, mut connection) = h2_attacker(addr).await;
+    let started = Instant::now();
+    let mut client = Some(client);
+    let mut opened = 0;
+    let mut stopped_by = None;
+    while opened < STREAMS && started.elapsed() < Duration::from_secs(10) {
+        let ready = timeout(Duration::from_secs(2), client.take().unwrap().ready()).await;
+        let mut ready = match ready {
+            Ok(Ok(ready)) => ready,
+            Ok(Err(e)) => {
+                stopped_by = Some(stopped("not ready", &e));
+                break;
+            }
+            Err(_) => {
+                stopped_by = Some("not ready within 2 s".to_owned());
+                break;
+            }
+        };
+        let request = Request::get("http://localhost/spin").body(()).unwrap();
+        match ready.send_request(request, true) {
+            Ok((response, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                drop(response);
+                opened += 1;
+            }
+            Err(e) => {
+                stopped_by = Some(stopped("send_request", &e));
+                break;
+            }
+        }
+        client = Some(ready);
+        tokio::task::yield_now().await;
+    }
+    eprintln!(
+        "rapid reset: {opened} streams opened and reset in {:?}; stopped by: {}",
+        started.elapsed(),
+        stopped_by.as_deref().unwrap_or("(nothing, all sent)")
+    );
+    report_connection_end("rapid reset", &mut connection, Duration::from_secs(3)).await;
+    drop(client);
+
+    let spins = settled_spins(&server).await;
+    attacking.store(false, Ordering::Relaxed);
+    let health = health.await.unwrap();
+    assert_healthy_after("rapid reset", addr, &health, &spins, opened).await;
+}
+
 /// Rapid reset paced so that the server has accepted each stream (and
 /// started its invocation) before the reset arrives: hyper's HTTP/2 only
 /// counts resets of streams not yet accepted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
     const BATCH: usize = 50;
-    let server = Counting::start(&manifest("")).await;
+    let server = TestServer::start(&manifest("")).await;
     let addr = server.addr;
     let attacking = Arc::new(AtomicBool::new(true));
-    let health = tokio::spawn({
-        let attacking = attacking.clone();
-        async move {
-            let mut seen = Vec::new();
-            while attacking.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let reply =
-                    timeout(Duration::from_secs(5), support::send(addr, get("/hello"))).await;
-                let status = match reply {
-                    Ok(Ok(reply)) => Ok(reply.status),
-                    Ok(Err(e)) => Err(e.to_string()),
-                    Err(_) => Err("timed out after 5 s".to_owned()),
-                };
-                seen.push((status, started.elapsed()));
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            seen
-        }
-    });
+    let health = health_checks(addr, attacking.clone());
 
-    let tcp = connect(addr).await;
-    let (client, connection) = timeout(Duration::from_secs(5), h2::client::handshake(tcp))
-        .await
-        .expect("h2 handshake timed out")
-        .expect("h2 handshake");
-    let mut connection = tokio::spawn(connection);
+    let (client, mut connection) = h2_attacker(addr).await;
     let started = Instant::now();
     let mut client = Some(client);
     let mut opened = 0;
@@ -988,7 +958,7 @@ async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
             let mut ready = match ready {
                 Ok(Ok(ready)) => ready,
                 Ok(Err(e)) => {
-                    stopped_by = Some(format!("not ready: {e} (reason {:?})", e.reason()));
+                    stopped_by = Some(stopped("not ready", &e));
                     break 'attack;
                 }
                 Err(_) => {
@@ -1000,7 +970,7 @@ async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
             match ready.send_request(request, true) {
                 Ok(stream) => streams.push(stream),
                 Err(e) => {
-                    stopped_by = Some(format!("send_request: {e} (reason {:?})", e.reason()));
+                    stopped_by = Some(stopped("send_request", &e));
                     break 'attack;
                 }
             }
@@ -1020,85 +990,18 @@ async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
         started.elapsed(),
         stopped_by.as_deref().unwrap_or("(nothing, time up)")
     );
-    match timeout(Duration::from_millis(500), &mut connection).await {
-        Ok(Ok(Ok(()))) => eprintln!("paced rapid reset: the server closed the connection cleanly"),
-        Ok(Ok(Err(e))) => eprintln!(
-            "paced rapid reset: connection ended: {e} (reason {:?}, go_away {})",
-            e.reason(),
-            e.is_go_away()
-        ),
-        Ok(Err(e)) => panic!("connection task: {e}"),
-        Err(_) => {
-            eprintln!("paced rapid reset: the attacking connection is still open (no GOAWAY)")
-        }
-    }
+    report_connection_end(
+        "paced rapid reset",
+        &mut connection,
+        Duration::from_millis(500),
+    )
+    .await;
     drop(client);
-    connection.abort();
 
-    let settle = Instant::now();
-    let mut last = (server.records_of("spin").len(), Instant::now());
-    while settle.elapsed() < Duration::from_secs(8) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let count = server.records_of("spin").len();
-        if count != last.0 {
-            last = (count, Instant::now());
-        } else if settle.elapsed() > Duration::from_millis(2500)
-            && last.1.elapsed() > Duration::from_secs(1)
-        {
-            break;
-        }
-    }
+    let spins = settled_spins(&server).await;
     attacking.store(false, Ordering::Relaxed);
     let health = health.await.unwrap();
-    let spins = server.records_of("spin");
-    let mut outcomes = std::collections::BTreeMap::new();
-    for record in &spins {
-        *outcomes.entry(record.outcome.as_str()).or_insert(0) += 1;
-    }
-    let fuel: u64 = spins.iter().map(|r| r.fuel_consumed).sum();
-    let max_wall = spins.iter().map(|r| r.duration).max().unwrap_or_default();
-    if !spins.is_empty() {
-        let (p50, _) = percentiles(spins.iter().map(|r| r.duration).collect());
-        let least = spins.iter().map(|r| r.duration).min().unwrap_or_default();
-        eprintln!("paced rapid reset: invocation wall time min {least:?} p50 {p50:?}");
-    }
-    eprintln!(
-        "paced rapid reset: {} invocations of spin for {opened} streams: {outcomes:?}; {fuel} fuel in all; longest {max_wall:?}",
-        spins.len()
-    );
-    let latencies: Vec<Duration> = health.iter().map(|(_, latency)| *latency).collect();
-    if !latencies.is_empty() {
-        let (p50, p99) = percentiles(latencies.clone());
-        eprintln!(
-            "paced rapid reset: {} health checks, p50 {p50:?} p99 {p99:?} max {:?}",
-            health.len(),
-            latencies.iter().max().unwrap()
-        );
-    }
-    assert!(!health.is_empty());
-    for (status, _) in &health {
-        assert_eq!(
-            status,
-            &Ok(StatusCode::OK),
-            "a health check during the attack failed"
-        );
-    }
-    assert!(spins.len() <= opened, "more invocations than streams");
-    for record in &spins {
-        assert!(
-            matches!(
-                record.outcome,
-                Outcome::ClientGone | Outcome::Overloaded | Outcome::Timeout
-            ),
-            "a reset stream's invocation ended {}",
-            record.outcome
-        );
-    }
-    let (mut sender, _connection) = h2_client(addr).await;
-    assert_eq!(
-        get_on(&mut sender, "http://localhost/hello").await,
-        StatusCode::OK
-    );
+    assert_healthy_after("paced rapid reset", addr, &health, &spins, opened).await;
 }
 
 // 7. Thousands of idle connections.

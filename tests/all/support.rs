@@ -168,6 +168,14 @@ impl TestServer {
         self.records.lock().unwrap().clone()
     }
 
+    /// Every usage record of `function` so far.
+    pub fn records_for(&self, function: &str) -> Vec<InvocationRecord> {
+        self.records()
+            .into_iter()
+            .filter(|r| r.function.as_str() == function)
+            .collect()
+    }
+
     /// The first usage record of `function`, waiting for it to appear.
     pub async fn record_of(&self, function: &str) -> InvocationRecord {
         self.wait_for(|r| r.function.as_str() == function, function)
