@@ -120,6 +120,14 @@ struct Waiting<'a> {
 }
 
 impl<'a> Waiting<'a> {
+    fn new(gate: &'a Gate, class: Class) -> Self {
+        Waiting {
+            gate,
+            class,
+            ticket: None,
+        }
+    }
+
     fn poll_turn(&mut self, cx: &mut Context<'_>) -> Poll<Turn<'a>> {
         let mut state = self.gate.lock();
         let queue = self.class as usize;
@@ -167,11 +175,7 @@ pub(crate) async fn gated<F: Future>(gate: &Gate, guest: F) -> F::Output {
     let mut needs_turn = Some(Class::Fresh);
     std::future::poll_fn(move |cx| {
         if let Some(class) = needs_turn {
-            let wait = waiting.get_or_insert(Waiting {
-                gate,
-                class,
-                ticket: None,
-            });
+            let wait = waiting.get_or_insert(Waiting::new(gate, class));
             match wait.poll_turn(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(granted) => {
@@ -248,20 +252,21 @@ mod tests {
         assert_eq!(free(&gate), 1);
     }
 
+    /// The one turn of a free one-turn gate.
+    fn only_turn<'a>(gate: &'a Gate, cx: &mut Context<'_>) -> Turn<'a> {
+        match Waiting::new(gate, Class::Fresh).poll_turn(cx) {
+            Poll::Ready(turn) => turn,
+            Poll::Pending => panic!("the gate is free"),
+        }
+    }
+
     #[test]
     fn fresh_guests_go_before_long_ones() {
         let gate = Gate::new(1);
         let mut cx = Context::from_waker(Waker::noop());
-        let wait = |class| Waiting {
-            gate: &gate,
-            class,
-            ticket: None,
-        };
-        let Poll::Ready(first) = wait(Class::Fresh).poll_turn(&mut cx) else {
-            panic!("the gate is free");
-        };
-        let mut long = wait(Class::Long);
-        let mut fresh = wait(Class::Fresh);
+        let first = only_turn(&gate, &mut cx);
+        let mut long = Waiting::new(&gate, Class::Long);
+        let mut fresh = Waiting::new(&gate, Class::Fresh);
         assert!(long.poll_turn(&mut cx).is_pending());
         assert!(fresh.poll_turn(&mut cx).is_pending());
         drop(first);
@@ -280,16 +285,9 @@ mod tests {
     fn a_waiter_that_leaves_lets_the_next_one_in() {
         let gate = Gate::new(1);
         let mut cx = Context::from_waker(Waker::noop());
-        let wait = |class| Waiting {
-            gate: &gate,
-            class,
-            ticket: None,
-        };
-        let Poll::Ready(first) = wait(Class::Fresh).poll_turn(&mut cx) else {
-            panic!("the gate is free");
-        };
-        let mut leaving = wait(Class::Fresh);
-        let mut staying = wait(Class::Long);
+        let first = only_turn(&gate, &mut cx);
+        let mut leaving = Waiting::new(&gate, Class::Fresh);
+        let mut staying = Waiting::new(&gate, Class::Long);
         assert!(leaving.poll_turn(&mut cx).is_pending());
         assert!(staying.poll_turn(&mut cx).is_pending());
         drop(leaving);

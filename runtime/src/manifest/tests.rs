@@ -155,6 +155,7 @@ idle_timeout = "0s"
 max_connections = 0
 [engine]
 max_wasm_stack = 1024
+max_running = 0
 [defaults]
 concurrency = 0
 queue_timeout = "2h"

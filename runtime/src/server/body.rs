@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::Error;
 
+use super::Rejection;
 use crate::host::IoMeter;
 
 /// Why the body stream was cut. The request path answers 413 and 408 in
@@ -27,18 +28,23 @@ pub(crate) struct BodyStatus {
 }
 
 impl BodyStatus {
-    /// The status the client gets instead of the guest's response, if the
-    /// body was cut.
-    pub(crate) fn replaced_status(&self) -> Option<http::StatusCode> {
+    /// What the client gets instead of the guest's response, if the body
+    /// was cut.
+    pub(crate) fn rejection(&self) -> Option<Rejection> {
         if self.client_gone.load(Ordering::Relaxed) {
-            Some(crate::invoke::failure_status(crate::Outcome::ClientGone))
+            Some(Rejection::Failed(crate::Outcome::ClientGone))
         } else if self.too_large.load(Ordering::Relaxed) {
-            Some(http::StatusCode::PAYLOAD_TOO_LARGE)
+            Some(Rejection::BodyTooLarge)
         } else if self.timed_out.load(Ordering::Relaxed) {
-            Some(http::StatusCode::REQUEST_TIMEOUT)
+            Some(Rejection::BodyTimeout)
         } else {
             None
         }
+    }
+
+    /// The status of [`BodyStatus::rejection`].
+    pub(crate) fn replaced_status(&self) -> Option<http::StatusCode> {
+        self.rejection().as_ref().map(Rejection::status)
     }
 }
 

@@ -122,14 +122,8 @@ async fn route_and_invoke(
         .await;
     // A guest that answered anyway has its answer replaced: the request it
     // saw was cut short.
-    if body_status.client_gone.load(Ordering::Relaxed) {
-        return Rejection::Failed(crate::Outcome::ClientGone).into_response();
-    }
-    if body_status.too_large.load(Ordering::Relaxed) {
-        return Rejection::BodyTooLarge.into_response();
-    }
-    if body_status.timed_out.load(Ordering::Relaxed) {
-        return Rejection::BodyTimeout.into_response();
+    if let Some(rejection) = body_status.rejection() {
+        return rejection.into_response();
     }
     match invoked {
         Invoked::Response(response) => response,
