@@ -17,7 +17,7 @@ pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    pub(crate) memory: MemoryMeter,
+    pub(crate) limiter: StoreLimiter,
     pub(crate) io: Arc<IoMeter>,
     /// Host fuel already taken from the store's fuel (see `function`).
     pub(crate) host_fuel_deducted: u64,
@@ -86,7 +86,7 @@ impl IoMeter {
 /// shrink, so the running sum of growth is the current total and its
 /// maximum the peak.
 #[derive(Debug)]
-pub(crate) struct MemoryMeter {
+pub(crate) struct StoreLimiter {
     total: usize,
     pub(crate) peak: usize,
     memory_limit: usize,
@@ -96,9 +96,9 @@ pub(crate) struct MemoryMeter {
     pub(crate) refused: Option<&'static str>,
 }
 
-impl MemoryMeter {
-    pub(crate) fn new(limits: &Limits) -> MemoryMeter {
-        MemoryMeter {
+impl StoreLimiter {
+    pub(crate) fn new(limits: &Limits) -> StoreLimiter {
+        StoreLimiter {
             total: 0,
             peak: 0,
             memory_limit: limits.memory,
@@ -109,7 +109,7 @@ impl MemoryMeter {
     }
 }
 
-impl ResourceLimiter for MemoryMeter {
+impl ResourceLimiter for StoreLimiter {
     fn memory_growing(
         &mut self,
         current: usize,
@@ -172,7 +172,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table,
-            memory: MemoryMeter::new(limits),
+            limiter: StoreLimiter::new(limits),
             io,
             host_fuel_deducted: 0,
             hooks: DenyOutbound,

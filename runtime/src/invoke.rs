@@ -114,7 +114,7 @@ impl Function {
         let budget = self.limits.fuel;
 
         let mut store = Store::new(self.pre.engine(), HostState::new(io.clone(), &self.limits));
-        store.limiter(|state| &mut state.memory);
+        store.limiter(|state| &mut state.limiter);
         // The guest's own handle tables, next to the host's resource table
         // (capped in `HostState::new`).
         store.set_max_component_handles(self.limits.resources);
@@ -245,8 +245,8 @@ impl Function {
                 } else {
                     0
                 };
-                let peak = state.memory.peak as u64;
-                let refused = state.memory.refused;
+                let peak = state.limiter.peak as u64;
+                let refused = state.limiter.refused;
                 let output = (state.stdout.clone(), state.stderr.clone());
                 let (outcome, mut detail) = match result {
                     Some(result) => classify(result),
