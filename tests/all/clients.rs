@@ -773,6 +773,25 @@ async fn h2_attacker(
     (client, tokio::spawn(connection))
 }
 
+/// A stream: the response future and the request's send half.
+type Stream = (h2::client::ResponseFuture, h2::SendStream<Bytes>);
+
+/// Opens a `GET /spin` stream on the attacker's connection once it has
+/// room, or says why it cannot (the server's GOAWAY, a full window).
+async fn open_spin(client: &mut h2::client::SendRequest<Bytes>) -> Result<Stream, String> {
+    let mut ready = match timeout(Duration::from_secs(2), client.clone().ready()).await {
+        Ok(Ok(ready)) => ready,
+        Ok(Err(e)) => return Err(stopped("not ready", &e)),
+        Err(_) => return Err("not ready within 2 s".to_owned()),
+    };
+    let request = Request::get("http://localhost/spin").body(()).unwrap();
+    let stream = ready
+        .send_request(request, true)
+        .map_err(|e| stopped("send_request", &e))?;
+    *client = ready;
+    Ok(stream)
+}
+
 /// Why the attacker could not go on.
 fn stopped(what: &str, e: &h2::Error) -> String {
     format!(
@@ -887,37 +906,22 @@ async fn http2_rapid_reset_leaves_the_server_healthy() {
     let attacking = Arc::new(AtomicBool::new(true));
     let health = health_checks(addr, attacking.clone());
 
-    let (client, mut connection) = h2_attacker(addr).await;
+    let (mut client, mut connection) = h2_attacker(addr).await;
     let started = Instant::now();
-    let mut client = Some(client);
     let mut opened = 0;
     let mut stopped_by = None;
     while opened < STREAMS && started.elapsed() < Duration::from_secs(10) {
-        let ready = timeout(Duration::from_secs(2), client.take().unwrap().ready()).await;
-        let mut ready = match ready {
-            Ok(Ok(ready)) => ready,
-            Ok(Err(e)) => {
-                stopped_by = Some(stopped("not ready", &e));
-                break;
-            }
-            Err(_) => {
-                stopped_by = Some("not ready within 2 s".to_owned());
-                break;
-            }
-        };
-        let request = Request::get("http://localhost/spin").body(()).unwrap();
-        match ready.send_request(request, true) {
+        match open_spin(&mut client).await {
             Ok((response, mut stream)) => {
                 stream.send_reset(h2::Reason::CANCEL);
                 drop(response);
                 opened += 1;
             }
-            Err(e) => {
-                stopped_by = Some(stopped("send_request", &e));
+            Err(why) => {
+                stopped_by = Some(why);
                 break;
             }
         }
-        client = Some(ready);
         tokio::task::yield_now().await;
     }
     eprintln!(
@@ -945,36 +949,21 @@ async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
     let attacking = Arc::new(AtomicBool::new(true));
     let health = health_checks(addr, attacking.clone());
 
-    let (client, mut connection) = h2_attacker(addr).await;
+    let (mut client, mut connection) = h2_attacker(addr).await;
     let started = Instant::now();
-    let mut client = Some(client);
     let mut opened = 0;
     let mut batches = 0;
     let mut stopped_by = None;
     'attack: while started.elapsed() < Duration::from_secs(6) {
         let mut streams = Vec::with_capacity(BATCH);
         for _ in 0..BATCH {
-            let ready = timeout(Duration::from_secs(2), client.take().unwrap().ready()).await;
-            let mut ready = match ready {
-                Ok(Ok(ready)) => ready,
-                Ok(Err(e)) => {
-                    stopped_by = Some(stopped("not ready", &e));
-                    break 'attack;
-                }
-                Err(_) => {
-                    stopped_by = Some("not ready within 2 s".to_owned());
-                    break 'attack;
-                }
-            };
-            let request = Request::get("http://localhost/spin").body(()).unwrap();
-            match ready.send_request(request, true) {
+            match open_spin(&mut client).await {
                 Ok(stream) => streams.push(stream),
-                Err(e) => {
-                    stopped_by = Some(stopped("send_request", &e));
+                Err(why) => {
+                    stopped_by = Some(why);
                     break 'attack;
                 }
             }
-            client = Some(ready);
             opened += 1;
         }
         // Long enough for the server to accept them and start the guests.
