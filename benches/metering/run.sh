@@ -8,8 +8,12 @@
 #
 #   benches/metering/run.sh            # DURATION=10 ROUNDS=2 CONNS=16
 #
-# Prints a table (requests/s, p50, p99, ratio to no-fuel) and writes
-# benches/results/metering.csv.
+# Prints a table (requests/s, p50, p99, gust CPU time per request, ratios
+# to no-fuel) and writes benches/results/metering.csv.
+#
+# CPU per request is gust's utime+stime (from /proc/PID/stat) over the
+# requests wrk completed. On a VM with CPU steal it is far steadier than
+# requests/s, because stolen time is not charged to the process.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/gust-target}"
@@ -42,23 +46,32 @@ start() { # config -> starts gust on $PORT
   echo "gust did not start" >&2; cat "$WORK/gust.log" >&2; exit 1
 }
 
-# wrk's summary: requests/s and latency percentiles (in ms).
-measure() { # path -> "rps p50 p99"
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$1" | awk '
+# gust's CPU time so far, in clock ticks (utime + stime).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$GUST_PID/stat"; }
+
+# wrk's summary: requests/s, latency percentiles (in ms) and gust's CPU
+# microseconds per request.
+measure() { # path -> "rps p50 p99 cpu_us"
+  local before after
+  before=$(cpu_ticks)
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$PORT$1" > "$WORK/wrk.out"
+  after=$(cpu_ticks)
+  awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) } /^Requests\/sec/ { rps = $2 }
-    END { printf "%s %.3f %.3f\n", rps, p50, p99 }'
+    / requests in / { n = $1 }
+    END { printf "%s %.3f %.3f %.2f\n", rps, p50, p99, ticks / hz * 1e6 / n }' "$WORK/wrk.out"
 }
 
-echo "workload,config,round,rps,p50_ms,p99_ms" > "$OUT/metering.csv"
+echo "workload,config,round,rps,p50_ms,p99_ms,cpu_us_per_req" > "$OUT/metering.csv"
 for round in $(seq 1 "$ROUNDS"); do
   for config in full no-ledger no-fuel; do
     start "$config"
     for path in /hello "/work?n=20000"; do
       curl -sf "127.0.0.1:$PORT$path" >/dev/null
-      read -r rps p50 p99 < <(measure "$path")
-      echo "$path,$config,$round,$rps,$p50,$p99" >> "$OUT/metering.csv"
-      echo "round $round $config $path: $rps req/s p50 ${p50}ms p99 ${p99}ms" >&2
+      read -r rps p50 p99 cpu < <(measure "$path")
+      echo "$path,$config,$round,$rps,$p50,$p99,$cpu" >> "$OUT/metering.csv"
+      echo "round $round $config $path: $rps req/s p50 ${p50}ms p99 ${p99}ms cpu ${cpu}us/req" >&2
     done
     kill "$GUST_PID"; wait "$GUST_PID" 2>/dev/null || true
   done
@@ -68,10 +81,11 @@ python3 - "$OUT/metering.csv" <<'PY'
 import csv, sys, statistics
 rows = list(csv.DictReader(open(sys.argv[1])))
 def mean(w, c, k): return statistics.mean(float(r[k]) for r in rows if r["workload"] == w and r["config"] == c)
-print(f"{'workload':<16}{'config':<11}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'vs no-fuel':>12}")
+print(f"{'workload':<16}{'config':<11}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>11}{'rps ratio':>10}{'CPU ratio':>10}")
 for w in dict.fromkeys(r["workload"] for r in rows):
-    base = mean(w, "no-fuel", "rps")
+    base, base_cpu = mean(w, "no-fuel", "rps"), mean(w, "no-fuel", "cpu_us_per_req")
     for c in ("full", "no-ledger", "no-fuel"):
-        rps = mean(w, c, "rps")
-        print(f"{w:<16}{c:<11}{rps:>10.0f}{mean(w, c, 'p50_ms'):>9.3f}{mean(w, c, 'p99_ms'):>9.3f}{rps / base:>12.3f}")
+        rps, cpu = mean(w, c, "rps"), mean(w, c, "cpu_us_per_req")
+        print(f"{w:<16}{c:<11}{rps:>10.0f}{mean(w, c, 'p50_ms'):>9.3f}{mean(w, c, 'p99_ms'):>9.3f}"
+              f"{cpu:>11.1f}{rps / base:>10.3f}{cpu / base_cpu:>10.3f}")
 PY

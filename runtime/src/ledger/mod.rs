@@ -1,10 +1,11 @@
 //! The usage ledger: every invocation record, durably, off the request path.
 //!
-//! Records go to SQLite (bundled, WAL mode). The request path only puts a
-//! record on a bounded queue ([`Ledger::sink`]); a background thread owns
-//! the database and commits what has queued up once per flush interval
-//! (default 200 ms) or every [`BATCH_MAX`] records, whichever comes first,
-//! in one transaction that also updates per-function per-minute rollups.
+//! Records go to SQLite (bundled, WAL mode). The request path only copies a
+//! record into a bounded buffer ([`Ledger::sink`], see `queue`); a
+//! background thread owns the database and commits what has queued up once
+//! per flush interval (default 200 ms), or as soon as [`BATCH_MAX`] records
+//! wait, in one transaction that also updates per-function per-minute
+//! rollups.
 //!
 //! - **Crash loss window:** records of the last flush interval (plus
 //!   whatever is still queued) may be lost on a crash or power cut; a
@@ -18,13 +19,14 @@
 //!   are deleted once a minute; rollups are kept.
 
 mod query;
+mod queue;
 mod schema;
 
 pub use query::{Format, UsageFilter, UsageRow, format_nanos, render, usage};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,10 +36,11 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::manifest::{LedgerLocation, LedgerSettings};
 use crate::metering::InvocationRecord;
+use queue::{Control, Queue, Refused};
 
 /// Records queued for the writer at most; more are dropped and counted.
 pub const QUEUE_CAPACITY: usize = 65_536;
-/// Records committed in one transaction at most.
+/// Records waiting that wake the writer before its flush interval.
 pub const BATCH_MAX: usize = 4_096;
 /// How often expired raw records are deleted.
 const EXPIRE_EVERY: Duration = Duration::from_secs(60);
@@ -65,17 +68,10 @@ impl LedgerStats {
     }
 }
 
-enum Msg {
-    Record(Box<InvocationRecord>),
-    Flush(mpsc::Sender<()>),
-    Query(UsageFilter, mpsc::Sender<rusqlite::Result<Vec<UsageRow>>>),
-    Stop,
-}
-
 /// A running ledger. Dropping it flushes and stops the writer, like
 /// [`Ledger::close`].
 pub struct Ledger {
-    tx: Mutex<Option<SyncSender<Msg>>>,
+    queue: Arc<Queue>,
     writer: Mutex<Option<JoinHandle<()>>>,
     stats: Arc<LedgerStats>,
     location: String,
@@ -136,19 +132,20 @@ impl Ledger {
             .with_context(|| format!("cannot use ledger {location}"))?;
 
         let stats = Arc::new(LedgerStats::default());
-        let (tx, rx) = mpsc::sync_channel(QUEUE_CAPACITY);
+        let queue = Arc::new(Queue::new(QUEUE_CAPACITY, BATCH_MAX));
         let writer = {
             let stats = stats.clone();
             let settings = settings.clone();
             let location = location.clone();
+            let queue = queue.clone();
             std::thread::Builder::new()
                 .name("gust-ledger".into())
-                .spawn(move || write_loop(conn, rx, &settings, &stats, &location))
+                .spawn(move || write_loop(conn, &queue, &settings, &stats, &location))
                 .context("starting the ledger writer thread")?
         };
         tracing::info!(ledger = %location, flush_interval = ?settings.flush_interval, "ledger open");
         Ok(Some(Ledger {
-            tx: Mutex::new(Some(tx)),
+            queue,
             writer: Mutex::new(Some(writer)),
             stats,
             location,
@@ -165,36 +162,28 @@ impl Ledger {
         self.stats.clone()
     }
 
-    fn sender(&self) -> Option<SyncSender<Msg>> {
-        self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
     /// A record sink for [`crate::App::on_invocation`]. Never blocks.
     pub fn sink(&self) -> impl Fn(&InvocationRecord) + Send + Sync + 'static {
-        let tx = self.sender();
+        let queue = self.queue.clone();
         let stats = self.stats.clone();
-        move |record| {
-            let Some(tx) = &tx else { return };
-            match tx.try_send(Msg::Record(Box::new(record.clone()))) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    let dropped = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                    if dropped.is_power_of_two() {
-                        tracing::error!(dropped, "ledger queue full: usage records dropped");
-                    }
+        move |record| match queue.push(record) {
+            Ok(()) => {}
+            Err(Refused::Full) => {
+                let dropped = stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::error!(dropped, "ledger queue full: usage records dropped");
                 }
-                Err(TrySendError::Disconnected(_)) => {
-                    stats.dropped.fetch_add(1, Ordering::Relaxed);
-                }
+            }
+            Err(Refused::Closed) => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
 
     /// Waits until every record queued before this call is committed.
     pub fn flush(&self) {
-        let Some(tx) = self.sender() else { return };
         let (done, wait) = mpsc::channel();
-        if tx.send(Msg::Flush(done)).is_ok() {
+        if self.queue.control(Control::Flush(done)) {
             let _ = wait.recv();
         }
     }
@@ -202,21 +191,20 @@ impl Ledger {
     /// Usage totals, read by the writer thread (so in-memory ledgers work
     /// too) after committing what is queued.
     pub fn usage(&self, filter: UsageFilter) -> anyhow::Result<Vec<UsageRow>> {
-        let tx = self.sender().context("ledger closed")?;
         let (reply, wait) = mpsc::channel();
-        tx.send(Msg::Query(filter, reply))
-            .map_err(|_| anyhow::anyhow!("ledger writer stopped"))?;
+        anyhow::ensure!(
+            self.queue.control(Control::Query(filter, reply)),
+            "ledger closed"
+        );
         Ok(wait.recv().context("ledger writer stopped")??)
     }
 
     /// Commits everything queued and stops the writer; records that
     /// arrive later are counted as dropped. Idempotent.
     pub fn close(&self) {
-        // Record sinks hold senders too (and may outlive the server), so
+        // Record sinks share the queue (and may outlive the server), so
         // the writer is told to stop rather than waiting for them all.
-        if let Some(tx) = self.tx.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let _ = tx.send(Msg::Stop);
-        }
+        self.queue.control(Control::Stop);
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(writer) = writer {
             let _ = writer.join();
@@ -244,50 +232,42 @@ fn open_at(path: &Path) -> anyhow::Result<(Connection, String)> {
 
 fn write_loop(
     mut conn: Connection,
-    rx: mpsc::Receiver<Msg>,
+    queue: &Queue,
     settings: &LedgerSettings,
     stats: &LedgerStats,
     location: &str,
 ) {
+    // However the loop ends (even by a panic), nobody may wait on it.
+    struct Shut<'a>(&'a Queue);
+    impl Drop for Shut<'_> {
+        fn drop(&mut self) {
+            self.0.shut();
+        }
+    }
+    let _shut = Shut(queue);
+
     let mut batch: Vec<InvocationRecord> = Vec::with_capacity(BATCH_MAX);
     let mut next_flush = Instant::now() + settings.flush_interval;
     let mut next_expire = Instant::now();
     loop {
-        let wait = next_flush.saturating_duration_since(Instant::now());
-        let msg = match rx.recv_timeout(wait) {
-            Ok(msg) => Some(msg),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => Some(Msg::Stop),
-        };
-        match msg {
-            Some(Msg::Record(record)) => {
-                batch.push(*record);
-                if batch.len() >= BATCH_MAX {
-                    commit(&mut conn, &mut batch, stats, location);
-                }
-            }
-            Some(Msg::Flush(done)) => {
-                commit(&mut conn, &mut batch, stats, location);
-                let _ = done.send(());
-            }
-            Some(Msg::Query(filter, reply)) => {
-                commit(&mut conn, &mut batch, stats, location);
-                let _ = reply.send(usage(&conn, &filter));
-            }
-            Some(Msg::Stop) => {
-                // Records already queued behind the stop are committed too.
-                while let Ok(Msg::Record(record)) = rx.try_recv() {
-                    batch.push(*record);
-                }
-                commit(&mut conn, &mut batch, stats, location);
-                return;
-            }
-            None => {}
-        }
+        let controls = queue.take(next_flush, &mut batch);
+        // Everything queued before a control message is in `batch`, so one
+        // commit serves them all.
+        commit(&mut conn, &mut batch, stats, location);
         let now = Instant::now();
         if now >= next_flush {
-            commit(&mut conn, &mut batch, stats, location);
             next_flush = now + settings.flush_interval;
+        }
+        for control in controls {
+            match control {
+                Control::Flush(done) => {
+                    let _ = done.send(());
+                }
+                Control::Query(filter, reply) => {
+                    let _ = reply.send(usage(&conn, &filter));
+                }
+                Control::Stop => return,
+            }
         }
         if now >= next_expire {
             let cutoff = SystemTime::now()
