@@ -25,6 +25,7 @@ const EXAMPLES: &[&str] = &[
     "handle-leak",
     "host-wait",
     "bad-headers",
+    "counter",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

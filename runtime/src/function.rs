@@ -17,6 +17,7 @@ use crate::gate::Gate;
 use crate::host::HostState;
 use crate::manifest::{FunctionId, FunctionSpec, Limits};
 use crate::quota::Quota;
+use crate::reuse::WarmPool;
 
 /// A function ready to serve requests.
 pub struct Function {
@@ -31,6 +32,8 @@ pub struct Function {
     pub(crate) gate: Arc<Gate>,
     /// Whether the engine meters fuel.
     pub(crate) fuel: bool,
+    /// Idle instances, when the function opted into reuse.
+    pub(crate) warm: Option<Arc<WarmPool>>,
 }
 
 impl Function {
@@ -63,6 +66,7 @@ impl Function {
             admission: Admission::new(&spec.limits),
             gate: engine.gate().clone(),
             fuel: engine.is_metering_fuel(),
+            warm: WarmPool::new(&spec.limits).map(Arc::new),
         })
     }
 
@@ -74,5 +78,10 @@ impl Function {
     /// The function's limits.
     pub fn limits(&self) -> Limits {
         self.limits
+    }
+
+    /// Instances kept idle for reuse (always 0 unless `reuse` > 1).
+    pub fn idle_instances(&self) -> usize {
+        self.warm.as_deref().map_or(0, WarmPool::idle)
     }
 }

@@ -12,7 +12,9 @@ use crate::manifest::Limits;
 use crate::output::GuestOutput;
 
 /// The data of one invocation's `Store`. Created fresh for every request, so
-/// nothing a guest does can leak into another request.
+/// nothing a guest does can leak into another request, unless its function
+/// opted into instance reuse (see `reuse`), where [`HostState::begin`]
+/// resets what belongs to one request.
 pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -179,6 +181,23 @@ impl HostState {
             stdout,
             stderr,
         }
+    }
+}
+
+impl HostState {
+    /// Readies a reused store for its next request: that request's byte
+    /// counts, nothing deducted yet, no refusal; the peak starts at the
+    /// memory the instance already holds.
+    pub(crate) fn begin(&mut self, io: Arc<IoMeter>) {
+        self.io = io;
+        self.host_fuel_deducted = 0;
+        self.limiter.peak = self.limiter.total;
+        self.limiter.refused = None;
+    }
+
+    /// Host resources (streams, fields, pollables, ...) the guest holds.
+    pub(crate) fn held_resources(&mut self) -> usize {
+        self.table.iter_mut().count()
     }
 }
 

@@ -1,4 +1,5 @@
-//! One invocation: a fresh store and instance per request, metered.
+//! One invocation: a fresh store and instance per request (or an idle one,
+//! when the function opted into reuse), metered.
 //!
 //! The store gets the function's fuel budget and an epoch deadline, the
 //! instance comes from the `ProxyPre` (a pooled slot and copy-on-write
@@ -23,6 +24,7 @@ use tokio::time::error::Elapsed;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::Proxy;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admission::Refused;
@@ -33,6 +35,7 @@ use crate::host::{HostState, IoMeter};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
 use crate::output::GuestOutput;
 use crate::quota::Quota;
+use crate::reuse::{Warm, WarmPool};
 use crate::server::BodyStatus;
 
 /// Raised by the epoch callback once an invocation's deadline has passed.
@@ -113,11 +116,28 @@ impl Function {
         let deadline = started + self.limits.timeout;
         let budget = self.limits.fuel;
 
-        let mut store = Store::new(self.pre.engine(), HostState::new(io.clone(), &self.limits));
-        store.limiter(|state| &mut state.limiter);
-        // The guest's own handle tables, next to the host's resource table
-        // (capped in `HostState::new`).
-        store.set_max_component_handles(self.limits.resources);
+        // A fresh store, or an idle instance when the function opted into
+        // reuse and one is free.
+        let (mut store, warm) = match self.warm.as_deref().and_then(WarmPool::take) {
+            Some(Warm {
+                mut store,
+                proxy,
+                uses,
+                baseline,
+            }) => {
+                store.data_mut().begin(io.clone());
+                (store, Some((proxy, uses, baseline)))
+            }
+            None => {
+                let mut store =
+                    Store::new(self.pre.engine(), HostState::new(io.clone(), &self.limits));
+                store.limiter(|state| &mut state.limiter);
+                // The guest's own handle tables, next to the host's resource
+                // table (capped in `HostState::new`).
+                store.set_max_component_handles(self.limits.resources);
+                (store, None)
+            }
+        };
         let metering = self.fuel;
         if metering && let Err(e) = store.set_fuel(budget) {
             return Invoked::Failed {
@@ -221,20 +241,35 @@ impl Function {
 
         let pre = self.pre.clone();
         let gate = self.gate.clone();
+        let pool = self.warm.clone();
         let task = {
             let completion = completion.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
+                let (proxy, uses, baseline) = match warm {
+                    Some((proxy, uses, baseline)) => (Some(proxy), uses, Some(baseline)),
+                    None => (None, 0, None),
+                };
                 let run = async {
-                    let proxy = pre.instantiate_async(&mut store).await?;
+                    let proxy = match proxy {
+                        Some(proxy) => proxy,
+                        None => pre.instantiate_async(&mut store).await?,
+                    };
                     proxy
                         .wasi_http_incoming_handler()
                         .call_handle(&mut store, request, out)
-                        .await
+                        .await?;
+                    wasmtime::Result::Ok(proxy)
                 };
                 let result = tokio::select! {
                     result = tokio::time::timeout_at(deadline.into(), gate::gated(&gate, run)) => Some(result),
                     () = cancel.notified() => None,
+                };
+                let (result, proxy) = match result {
+                    Some(Ok(Ok(proxy))) => (Some(Ok(Ok(()))), Some(proxy)),
+                    Some(Ok(Err(e))) => (Some(Ok(Err(e))), None),
+                    Some(Err(elapsed)) => (Some(Err(elapsed)), None),
+                    None => (None, None),
                 };
                 let state = store.data();
                 let wasm_fuel = if metering {
@@ -247,7 +282,6 @@ impl Function {
                 };
                 let peak = state.limiter.peak as u64;
                 let refused = state.limiter.refused;
-                let output = (state.stdout.clone(), state.stderr.clone());
                 let (outcome, mut detail) = match result {
                     Some(result) => classify(result),
                     None => (Outcome::ClientGone, "the client went away".to_owned()),
@@ -258,9 +292,19 @@ impl Function {
                 if outcome != Outcome::Ok {
                     completion.guest_failed.store(true, Ordering::Release);
                 }
-                // Dropping the store drops an unanswered response outparam,
-                // which wakes the request path.
-                drop(store);
+                let answered = completion.status.load(Ordering::Relaxed) != 0;
+                let output = match (pool, proxy) {
+                    (Some(pool), Some(proxy)) if outcome == Outcome::Ok && answered => {
+                        keep_warm(&pool, store, proxy, uses, baseline)
+                    }
+                    _ => {
+                        let output = (state.stdout.clone(), state.stderr.clone());
+                        // Dropping the store drops an unanswered response
+                        // outparam, which wakes the request path.
+                        drop(store);
+                        output
+                    }
+                };
                 drop(slot);
                 if let Some(limit) = refused
                     && outcome != Outcome::Ok
@@ -311,6 +355,32 @@ impl Function {
         guard.disarm();
         invoked
     }
+}
+
+/// Returns an instance that served a request cleanly to its function's
+/// idle list, unless the guest now holds more host resources than after its
+/// first request (a leak, which reuse would let pile up). Returns the
+/// request's guest output, split off the streams the instance keeps.
+fn keep_warm(
+    pool: &WarmPool,
+    mut store: Store<HostState>,
+    proxy: Proxy,
+    uses: u32,
+    baseline: Option<usize>,
+) -> (GuestOutput, GuestOutput) {
+    let state = store.data_mut();
+    let output = (state.stdout.split_off(), state.stderr.split_off());
+    let held = state.held_resources();
+    let baseline = baseline.unwrap_or(held);
+    if held <= baseline {
+        pool.give_back(Warm {
+            store,
+            proxy,
+            uses: uses + 1,
+            baseline,
+        });
+    }
+    output
 }
 
 struct CancelOnDrop(Option<Arc<Notify>>);

@@ -48,6 +48,7 @@ pub mod manifest;
 pub mod metering;
 mod output;
 pub mod quota;
+mod reuse;
 pub mod router;
 pub mod server;
 

@@ -38,6 +38,13 @@ impl GuestOutput {
         kept.dropped += (data.len() - take) as u64;
     }
 
+    /// Moves what was kept so far into a new `GuestOutput`, leaving this
+    /// one empty for the next invocation of a reused instance.
+    pub(crate) fn split_off(&self) -> GuestOutput {
+        let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        GuestOutput(Arc::new(Mutex::new(kept)))
+    }
+
     /// Logs what the guest wrote, if anything.
     pub(crate) fn log(&self, stream: &'static str, function: &str, request_id: &str) {
         let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));

@@ -16,6 +16,7 @@ mod limits;
 mod loading;
 mod outbound;
 mod raw;
+mod reuse;
 mod routing;
 mod shutdown;
 mod soak;

@@ -164,6 +164,9 @@ pub struct LimitsDecl {
     pub queue_timeout: Option<Duration>,
     /// Largest response body, in bytes; the stream is cut past it.
     pub max_response_size: Option<u64>,
+    /// Requests one instance may serve before it is thrown away; 1 (the
+    /// default) is a fresh instance for every request.
+    pub reuse: Option<u32>,
 }
 
 /// `[functions.ID]`: the component, its own limits (each overrides
@@ -197,6 +200,8 @@ pub struct FunctionDecl {
     pub queue_timeout: Option<Duration>,
     /// See [`LimitsDecl::max_response_size`].
     pub max_response_size: Option<u64>,
+    /// See [`LimitsDecl::reuse`].
+    pub reuse: Option<u32>,
     /// Fuel allowed per time window, e.g. `{ fuel = 10_000_000_000, window = "1h" }`.
     pub quota: Option<QuotaDecl>,
     /// Replaces some of `[billing]`'s prices for this function.
@@ -217,6 +222,7 @@ impl FunctionDecl {
             queue: self.queue,
             queue_timeout: self.queue_timeout,
             max_response_size: self.max_response_size,
+            reuse: self.reuse,
         }
     }
 }

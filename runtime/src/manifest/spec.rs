@@ -46,6 +46,15 @@ pub struct Limits {
     /// Largest response body, in bytes: past it the stream is cut and the
     /// guest stopped. Default: 1 GiB.
     pub max_response_size: u64,
+    /// Requests one instance may serve, one after another, before it is
+    /// thrown away. Default: 1, a fresh instance for every request, so
+    /// nothing one request leaves in the guest's memory reaches another.
+    /// More trades that isolation for speed with guests whose start-up
+    /// is costly (a Python or JavaScript runtime): an instance is reused
+    /// only after a request that ended cleanly, never after a trap,
+    /// timeout, or client that went away. Idle instances are kept up to
+    /// `concurrency`.
+    pub reuse: u32,
 }
 
 impl Limits {
@@ -69,6 +78,7 @@ impl Limits {
         self.queue = decl.queue.unwrap_or(self.queue);
         self.queue_timeout = decl.queue_timeout.unwrap_or(self.queue_timeout);
         self.max_response_size = decl.max_response_size.unwrap_or(self.max_response_size);
+        self.reuse = decl.reuse.unwrap_or(self.reuse);
         self
     }
 }
@@ -86,6 +96,7 @@ impl Default for Limits {
             queue: 200,
             queue_timeout: Duration::from_secs(1),
             max_response_size: 1 << 30,
+            reuse: 1,
         }
     }
 }
@@ -379,6 +390,7 @@ fn check_limits(problems: &mut Problems, field: &str, decl: &LimitsDecl) {
     positive("resources", size(decl.resources));
     positive("concurrency", decl.concurrency.map(u64::from));
     positive("max_response_size", decl.max_response_size);
+    positive("reuse", decl.reuse.map(u64::from));
     for (name, value) in [
         ("timeout", decl.timeout),
         ("queue_timeout", decl.queue_timeout),

@@ -1,0 +1,74 @@
+//! Instance reuse, a per-function opt-in (`reuse` > 1).
+//!
+//! By default every request gets a fresh instance. A guest that carries a
+//! whole language runtime (CPython, SpiderMonkey) spends most of each request
+//! re-initialising it, so a function may instead let one instance serve up to
+//! `reuse` requests, one after another. The trade-off is isolation: the
+//! guest's memory, globals and caches survive from one request to the next
+//! (within one function, never across functions).
+//!
+//! An instance goes back to the idle list only after a request that ended
+//! cleanly: the guest returned, sent a response, and holds no more host
+//! resources than after its first request. A trap, timeout, cancellation
+//! or leak discards it. The idle list holds at most the function's
+//! `concurrency` instances, each keeping its pooling-allocator slot.
+
+use std::sync::Mutex;
+
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+
+use crate::host::HostState;
+use crate::manifest::Limits;
+
+/// An instance that has served requests and may serve another.
+pub(crate) struct Warm {
+    pub(crate) store: Store<HostState>,
+    pub(crate) proxy: Proxy,
+    /// Requests served so far.
+    pub(crate) uses: u32,
+    /// Host resources held after the first request (a runtime's cached
+    /// stdout stream, say); holding more later is a leak.
+    pub(crate) baseline: usize,
+}
+
+/// The idle instances of one function.
+pub(crate) struct WarmPool {
+    idle: Mutex<Vec<Warm>>,
+    max_idle: usize,
+    max_uses: u32,
+}
+
+impl WarmPool {
+    /// `None` unless the function opted in (`reuse` > 1).
+    pub(crate) fn new(limits: &Limits) -> Option<WarmPool> {
+        (limits.reuse > 1).then(|| WarmPool {
+            idle: Mutex::new(Vec::new()),
+            max_idle: limits.concurrency as usize,
+            max_uses: limits.reuse,
+        })
+    }
+
+    /// The most recently used idle instance, if any (its memory is the
+    /// likeliest to be in cache).
+    pub(crate) fn take(&self) -> Option<Warm> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keeps `warm` for a later request unless it has served its share or
+    /// enough are idle already; otherwise it is dropped (its slot freed).
+    pub(crate) fn give_back(&self, warm: Warm) {
+        if warm.uses >= self.max_uses {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < self.max_idle {
+            idle.push(warm);
+        }
+    }
+
+    /// Idle instances now.
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
