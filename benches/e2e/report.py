@@ -96,26 +96,26 @@ def table(args: argparse.Namespace) -> None:
 
     header = (
         "| component | concurrency | runtime | requests/s (mean) | rounds req/s | "
-        "p50 ms | p99 ms | server CPU ms/req | minor faults/req | errors | gust/wasmtime |"
+        "p50 ms | p99 ms | server CPU ms/req | minor faults/req | errors | vs wasmtime |"
     )
     print(header)
     print("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for (component, conc), by_rt in groups.items():
         rps = {rt: mean(rs, "rps") for rt, rs in by_rt.items()}
-        ratio = ""
-        if rps.get("wasmtime"):
-            ratio = f"{rps.get('gust', 0) / rps['wasmtime']:.2f}x"
-        for rt in ("gust", "wasmtime"):
+        for rt in ("gust", "gust-reuse", "wasmtime"):
             rs = by_rt.get(rt)
             if not rs:
                 continue
+            ratio = ""
+            if rt != "wasmtime" and rps.get("wasmtime"):
+                ratio = f"{rps[rt] / rps['wasmtime']:.2f}x"
             rounds = " / ".join(f"{r['rps']:.0f}" for r in rs)
             print(
                 f"| {component} | {conc} | {rt} | {rps[rt]:.0f} | {rounds} | "
                 f"{mean(rs, 'p50_ms'):.2f} | {mean(rs, 'p99_ms'):.2f} | "
                 f"{mean(rs, 'server_cpu_ms_per_req'):.3f} | "
                 f"{mean(rs, 'server_minflt_per_req'):.0f} | "
-                f"{sum(r['errors'] for r in rs)} | {ratio if rt == 'gust' else ''} |"
+                f"{sum(r['errors'] for r in rs)} | {ratio} |"
             )
 
 

@@ -16,6 +16,8 @@
 #   GUST_RUST_LOG=warn (gust logs one line per invocation at `info`)
 #   SKIP_BUILD=1 (reuse the gust binary and components already built)
 #   GUST_ARGS / WASMTIME_ARGS (extra flags for either server)
+#   GUST_REUSE=N also measures gust with instance reuse (`reuse = N` in a
+#     generated manifest) as runtime `gust-reuse`, on GUST_REUSE_PORT=18083
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,6 +41,8 @@ START_TIMEOUT=${START_TIMEOUT:-180}
 GUST_RUST_LOG=${GUST_RUST_LOG:-warn}
 GUST_ARGS=${GUST_ARGS:-}
 WASMTIME_ARGS=${WASMTIME_ARGS:-}
+GUST_REUSE=${GUST_REUSE:-}
+GUST_REUSE_PORT=${GUST_REUSE_PORT:-18083}
 
 log() { printf '[e2e %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -178,6 +182,19 @@ for comp in $COMPONENTS; do
   # shellcheck disable=SC2086 # the extra flags are meant to split
   RUST_LOG=$GUST_RUST_LOG start gust "$GUST_PORT" "$GUST" serve "$file" \
     --listen "127.0.0.1:$GUST_PORT" $GUST_ARGS
+  if [[ -n $GUST_REUSE ]]; then
+    cat > "$RUN_DIR/$comp-reuse.toml" <<EOF
+[functions.hello]
+component = "$file"
+reuse = $GUST_REUSE
+[[routes]]
+path = "/{*rest}"
+function = "hello"
+EOF
+    # shellcheck disable=SC2086
+    RUST_LOG=$GUST_RUST_LOG start gust-reuse "$GUST_REUSE_PORT" "$GUST" serve \
+      "$RUN_DIR/$comp-reuse.toml" --listen "127.0.0.1:$GUST_REUSE_PORT" $GUST_ARGS
+  fi
   # shellcheck disable=SC2086
   start wasmtime "$WASMTIME_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
     --addr "127.0.0.1:$WASMTIME_PORT" $WASMTIME_ARGS "$file"
@@ -185,6 +202,9 @@ for comp in $COMPONENTS; do
     for ((round = 1; round <= ROUNDS; round++)); do
       measure "$comp" "$conc" "$round" gust "$GUST_PORT"
       measure "$comp" "$conc" "$round" wasmtime "$WASMTIME_PORT"
+      if [[ -n $GUST_REUSE ]]; then
+        measure "$comp" "$conc" "$round" gust-reuse "$GUST_REUSE_PORT"
+      fi
     done
   done
   stop_all

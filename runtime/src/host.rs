@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::types::HostIncomingRequest;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::manifest::Limits;
@@ -195,9 +196,21 @@ impl HostState {
         self.limiter.refused = None;
     }
 
-    /// Host resources (streams, fields, pollables, ...) the guest holds.
-    pub(crate) fn held_resources(&mut self) -> usize {
-        self.table.iter_mut().count()
+    /// Counts the host resources (streams, fields, pollables, ...) the
+    /// guest still holds between requests, and ends the body of any incoming
+    /// request among them: a guest that never drops its request (the
+    /// StarlingMonkey runtime of componentize-js leaks one per request) must
+    /// not pin the client's request body, and with it the connection. A
+    /// guest that touches that request again finds its body consumed.
+    pub(crate) fn release_between_requests(&mut self) -> usize {
+        let mut held = 0;
+        for entry in self.table.iter_mut() {
+            held += 1;
+            if let Some(request) = entry.downcast_mut::<HostIncomingRequest>() {
+                request.body = None;
+            }
+        }
+        held
     }
 }
 

@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 use tokio::time::error::Elapsed;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView as _;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::admission::Refused;
@@ -123,10 +123,9 @@ impl Function {
                 mut store,
                 proxy,
                 uses,
-                baseline,
             }) => {
                 store.data_mut().begin(io.clone());
-                (store, Some((proxy, uses, baseline)))
+                (store, Some((proxy, uses)))
             }
             None => {
                 let mut store =
@@ -246,9 +245,9 @@ impl Function {
             let completion = completion.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let (proxy, uses, baseline) = match warm {
-                    Some((proxy, uses, baseline)) => (Some(proxy), uses, Some(baseline)),
-                    None => (None, 0, None),
+                let (proxy, uses) = match warm {
+                    Some((proxy, uses)) => (Some(proxy), uses),
+                    None => (None, 0),
                 };
                 let run = async {
                     let proxy = match proxy {
@@ -295,7 +294,7 @@ impl Function {
                 let answered = completion.status.load(Ordering::Relaxed) != 0;
                 let output = match (pool, proxy) {
                     (Some(pool), Some(proxy)) if outcome == Outcome::Ok && answered => {
-                        keep_warm(&pool, store, proxy, uses, baseline)
+                        keep_warm(&pool, store, proxy, uses)
                     }
                     _ => {
                         let output = (state.stdout.clone(), state.stderr.clone());
@@ -357,29 +356,22 @@ impl Function {
     }
 }
 
-/// Returns an instance that served a request cleanly to its function's
-/// idle list, unless the guest now holds more host resources than after its
-/// first request (a leak, which reuse would let pile up). Returns the
-/// request's guest output, split off the streams the instance keeps.
+/// Offers an instance that served a request cleanly to its function's idle
+/// list, and returns the request's guest output, split off the streams the
+/// instance keeps.
 fn keep_warm(
     pool: &WarmPool,
     mut store: Store<HostState>,
     proxy: Proxy,
     uses: u32,
-    baseline: Option<usize>,
 ) -> (GuestOutput, GuestOutput) {
     let state = store.data_mut();
     let output = (state.stdout.split_off(), state.stderr.split_off());
-    let held = state.held_resources();
-    let baseline = baseline.unwrap_or(held);
-    if held <= baseline {
-        pool.give_back(Warm {
-            store,
-            proxy,
-            uses: uses + 1,
-            baseline,
-        });
-    }
+    pool.give_back(Warm {
+        store,
+        proxy,
+        uses: uses + 1,
+    });
     output
 }
 

@@ -8,10 +8,13 @@
 //! (within one function, never across functions).
 //!
 //! An instance goes back to the idle list only after a request that ended
-//! cleanly: the guest returned, sent a response, and holds no more host
-//! resources than after its first request. A trap, timeout, cancellation
-//! or leak discards it. The idle list holds at most the function's
-//! `concurrency` instances, each keeping its pooling-allocator slot.
+//! cleanly: the guest returned and sent a response. A trap, timeout or
+//! cancellation discards it, and so does holding more than
+//! [`MAX_IDLE_RESOURCES`] host resources between requests: handles a guest
+//! leaks (componentize-js's runtime leaks its incoming request every time)
+//! would otherwise pile up for as long as the instance lives. The idle list
+//! holds at most the function's `concurrency` instances, each keeping its
+//! pooling-allocator slot.
 
 use std::sync::Mutex;
 
@@ -21,15 +24,16 @@ use wasmtime_wasi_http::p2::bindings::Proxy;
 use crate::host::HostState;
 use crate::manifest::Limits;
 
+/// Host resources an idle instance may hold (a runtime's cached stdout
+/// stream, say, or leaked handles); past it the instance is retired.
+pub(crate) const MAX_IDLE_RESOURCES: usize = 64;
+
 /// An instance that has served requests and may serve another.
 pub(crate) struct Warm {
     pub(crate) store: Store<HostState>,
     pub(crate) proxy: Proxy,
     /// Requests served so far.
     pub(crate) uses: u32,
-    /// Host resources held after the first request (a runtime's cached
-    /// stdout stream, say); holding more later is a leak.
-    pub(crate) baseline: usize,
 }
 
 /// The idle instances of one function.
@@ -55,10 +59,20 @@ impl WarmPool {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    /// Keeps `warm` for a later request unless it has served its share or
-    /// enough are idle already; otherwise it is dropped (its slot freed).
-    pub(crate) fn give_back(&self, warm: Warm) {
+    /// Keeps `warm` for a later request unless it has served its share,
+    /// holds too many host resources, or enough are idle already; otherwise
+    /// it is dropped (its slot freed).
+    pub(crate) fn give_back(&self, mut warm: Warm) {
         if warm.uses >= self.max_uses {
+            return;
+        }
+        let held = warm.store.data_mut().release_between_requests();
+        if held > MAX_IDLE_RESOURCES {
+            tracing::debug!(
+                held,
+                uses = warm.uses,
+                "instance retired: it holds too many host resources"
+            );
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());

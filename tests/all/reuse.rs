@@ -56,7 +56,15 @@ async fn an_instance_serves_up_to_reuse_requests_and_each_is_metered() {
     }
     assert_eq!(
         seen,
-        ["served 1\n", "served 2\n", "served 3\n", "served 1\n", "served 2\n", "served 3\n", "served 1\n"]
+        [
+            "served 1\n",
+            "served 2\n",
+            "served 3\n",
+            "served 1\n",
+            "served 2\n",
+            "served 3\n",
+            "served 1\n"
+        ]
     );
     // The same request costs the same fuel on a fresh and a reused instance
     // but for the first call's one-time set-up in the guest.
@@ -100,7 +108,9 @@ async fn concurrent_requests_share_the_idle_instances_safely() {
         tasks.push(tokio::spawn(async move {
             crate::support::send(
                 addr,
-                http::Request::get("/reused/x").body(bytes::Bytes::new()).unwrap(),
+                http::Request::get("/reused/x")
+                    .body(bytes::Bytes::new())
+                    .unwrap(),
             )
             .await
             .expect("request")

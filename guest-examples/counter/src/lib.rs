@@ -2,8 +2,8 @@
 //! was reused (`reuse` > 1) or fresh (always `1`).
 //!
 //! - `/.../trap` panics after counting, so that instance must not be reused;
-//! - `/.../leak` leaks a `wasi:http` `fields` handle (a host resource), so
-//!   reusing that instance would let leaks pile up.
+//! - `/.../leak` leaks 100 `wasi:http` `fields` handles (host resources),
+//!   more than an idle instance may hold, so that instance must be retired.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -18,7 +18,9 @@ fn counter(req: Request) -> String {
         panic!("trapping after request {served} on purpose");
     }
     if path.ends_with("/leak") {
-        std::mem::forget(wasi::http::types::Fields::new());
+        for _ in 0..100 {
+            std::mem::forget(wasi::http::types::Fields::new());
+        }
     }
     format!("served {served}\n")
 }

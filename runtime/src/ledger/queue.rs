@@ -19,10 +19,7 @@ pub(crate) enum Control {
     /// Commit what is queued, then reply.
     Flush(mpsc::Sender<()>),
     /// Commit what is queued, then answer the query.
-    Query(
-        UsageFilter,
-        mpsc::Sender<rusqlite::Result<Vec<UsageRow>>>,
-    ),
+    Query(UsageFilter, mpsc::Sender<rusqlite::Result<Vec<UsageRow>>>),
     /// Commit what is queued and stop; later records are refused.
     Stop,
 }
