@@ -91,7 +91,11 @@ fn open_file(path: &Path) -> anyhow::Result<Connection> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create the ledger directory {}", dir.display()))?;
     }
-    let conn = Connection::open(path)?;
+    // One thread (the writer) owns the connection: SQLite's own mutexes
+    // would only add a lock per call.
+    let flags =
+        OpenFlags::default() & !OpenFlags::SQLITE_OPEN_FULL_MUTEX | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -245,6 +249,7 @@ fn write_loop(
         }
     }
     let _shut = Shut(queue);
+    yield_to_requests(location);
 
     let mut batch: Vec<InvocationRecord> = Vec::with_capacity(BATCH_MAX);
     let mut next_flush = Instant::now() + settings.flush_interval;
@@ -285,6 +290,27 @@ fn write_loop(
     }
 }
 
+/// Niceness of the writer thread. A batch commit is a burst of a few
+/// milliseconds of CPU; at the default priority it delays request threads
+/// on a saturated machine (hello p99 at c=16 rose from 3.2 to 4.2 ms with
+/// the ledger on). At nice 5 the scheduler prefers the request threads, and
+/// the writer still gets ~15 % of a core against four busy threads, several
+/// times what committing 20,000 records a second needs.
+const WRITER_NICE: i32 = 5;
+
+/// Lowers the calling (writer) thread's priority. Linux applies `nice` per
+/// thread; elsewhere this would renice the whole process, so it is skipped.
+fn yield_to_requests(location: &str) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE)
+    {
+        tracing::debug!(ledger = %location, error = %e, "could not lower the ledger writer's priority");
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (location, WRITER_NICE);
+}
+
 fn commit(
     conn: &mut Connection,
     batch: &mut Vec<InvocationRecord>,
@@ -294,7 +320,8 @@ fn commit(
     if batch.is_empty() {
         return;
     }
-    let mut rollups: std::collections::HashMap<schema::RollupKey, schema::Rollup> =
+    // Keys borrow from the batch: no allocation per record.
+    let mut rollups: std::collections::HashMap<schema::RollupKey<'_>, schema::Rollup> =
         std::collections::HashMap::new();
     for record in batch.iter() {
         rollups
@@ -303,9 +330,7 @@ fn commit(
             .add(record);
     }
     let result = conn.transaction().and_then(|tx| {
-        for record in batch.iter() {
-            schema::insert(&tx, record)?;
-        }
+        schema::insert_all(&tx, batch.iter())?;
         for (key, totals) in &rollups {
             schema::add_rollup(&tx, key, totals)?;
         }

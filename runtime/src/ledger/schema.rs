@@ -86,7 +86,7 @@ pub(crate) struct Rollup {
 }
 
 /// `(app, function, currency, minute)`.
-pub(crate) type RollupKey = (String, String, String, i64);
+pub(crate) type RollupKey<'a> = (&'a str, &'a str, &'a str, i64);
 
 impl Rollup {
     pub(crate) fn add(&mut self, r: &InvocationRecord) {
@@ -105,49 +105,54 @@ impl Rollup {
 }
 
 /// The rollup key of a record.
-pub(crate) fn rollup_key(r: &InvocationRecord) -> RollupKey {
+pub(crate) fn rollup_key(r: &InvocationRecord) -> RollupKey<'_> {
     (
-        r.app.as_str().to_owned(),
-        r.function.as_str().to_owned(),
-        r.currency.clone(),
+        r.app.as_str(),
+        r.function.as_str(),
+        &r.currency,
         unix_ms(r.start).div_euclid(60_000),
     )
 }
 
-/// Writes one raw record.
-pub(crate) fn insert(tx: &Transaction<'_>, r: &InvocationRecord) -> rusqlite::Result<()> {
-    let duration_us = int(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX));
-    tx.prepare_cached(
+/// Writes raw records, with the statement prepared once for all of them.
+pub(crate) fn insert_all<'a>(
+    tx: &Transaction<'_>,
+    records: impl IntoIterator<Item = &'a InvocationRecord>,
+) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
         "INSERT INTO invocations (app, function, route, request_id, start_ms, duration_us, fuel,
              host_fuel, fuel_budget, peak_memory, request_bytes, response_bytes, status, outcome,
              cost_nanos, currency)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?
-    .execute(params![
-        r.app.as_str(),
-        r.function.as_str(),
-        r.route,
-        r.request_id,
-        unix_ms(r.start),
-        duration_us,
-        int(r.fuel_consumed),
-        int(r.host_fuel),
-        int(r.fuel_budget),
-        int(r.peak_memory_bytes),
-        int(r.request_bytes),
-        int(r.response_bytes),
-        r.status,
-        r.outcome.as_str(),
-        int(r.cost_nanos),
-        r.currency,
-    ])?;
+    )?;
+    for r in records {
+        let duration_us = int(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX));
+        insert.execute(params![
+            r.app.as_str(),
+            r.function.as_str(),
+            r.route,
+            r.request_id,
+            unix_ms(r.start),
+            duration_us,
+            int(r.fuel_consumed),
+            int(r.host_fuel),
+            int(r.fuel_budget),
+            int(r.peak_memory_bytes),
+            int(r.request_bytes),
+            int(r.response_bytes),
+            r.status,
+            r.outcome.as_str(),
+            int(r.cost_nanos),
+            r.currency,
+        ])?;
+    }
     Ok(())
 }
 
 /// Adds a batch's totals to a minute's rollup.
 pub(crate) fn add_rollup(
     tx: &Transaction<'_>,
-    key: &RollupKey,
+    key: &RollupKey<'_>,
     t: &Rollup,
 ) -> rusqlite::Result<()> {
     tx.prepare_cached(

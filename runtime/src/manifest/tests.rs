@@ -96,6 +96,7 @@ concurrency = 4
 queue = 8
 queue_timeout = "100ms"
 max_response_size = 1024
+reuse = 50
 
 [[routes]]
 path = "/hello"
@@ -164,6 +165,7 @@ component = "hello.wasm"
 memory = 1073741824
 table_elements = 1000000
 resources = 0
+reuse = 0
 [[routes]]
 path = "/"
 function = "hello"
