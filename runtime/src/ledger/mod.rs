@@ -15,8 +15,9 @@
 //! - **Disk trouble:** a failed commit (disk full, file removed or made
 //!   read-only) is logged as an error, its records are counted as dropped,
 //!   and serving goes on.
-//! - **Retention:** raw records older than the retention (default 7 days)
-//!   are deleted once a minute; rollups are kept.
+//! - **Retention:** raw records are deleted once a minute when they were
+//!   committed more than the retention (default 7 days) ago (so they also
+//!   started before that); rollups are kept.
 
 mod query;
 mod queue;
@@ -331,6 +332,7 @@ fn commit(
     }
     let result = conn.transaction().and_then(|tx| {
         schema::insert_all(&tx, batch.iter())?;
+        schema::mark(&tx, SystemTime::now())?;
         for (key, totals) in &rollups {
             schema::add_rollup(&tx, key, totals)?;
         }
@@ -354,4 +356,28 @@ fn commit(
         }
     }
     batch.clear();
+}
+
+/// A usage record for tests: function `f`, `n` units of fuel.
+#[cfg(test)]
+pub(crate) fn test_record(n: u64) -> InvocationRecord {
+    let id = crate::manifest::FunctionId::try_from("f").expect("valid id");
+    InvocationRecord {
+        app: id.clone(),
+        request_id: format!("r{n}"),
+        function: id,
+        route: "/".into(),
+        start: SystemTime::now(),
+        duration: Duration::from_millis(1),
+        fuel_consumed: n,
+        host_fuel: 0,
+        fuel_budget: 1000,
+        peak_memory_bytes: 0,
+        request_bytes: 0,
+        response_bytes: 0,
+        cost_nanos: 0,
+        currency: "USD".into(),
+        status: 200,
+        outcome: crate::metering::Outcome::Ok,
+    }
 }

@@ -131,33 +131,10 @@ impl Queue {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
     use super::*;
-    use crate::manifest::FunctionId;
-    use crate::metering::Outcome;
-
-    fn record(n: u64) -> InvocationRecord {
-        let id = FunctionId::try_from("f").expect("valid id");
-        InvocationRecord {
-            app: id.clone(),
-            request_id: format!("r{n}"),
-            function: id,
-            route: "/".into(),
-            start: SystemTime::now(),
-            duration: Duration::from_millis(1),
-            fuel_consumed: n,
-            host_fuel: 0,
-            fuel_budget: 1000,
-            peak_memory_bytes: 0,
-            request_bytes: 0,
-            response_bytes: 0,
-            cost_nanos: 0,
-            currency: "USD".into(),
-            status: 200,
-            outcome: Outcome::Ok,
-        }
-    }
+    use crate::ledger::test_record as record;
 
     fn far() -> Instant {
         Instant::now() + Duration::from_secs(3600)
