@@ -32,6 +32,8 @@ pub struct Function {
     pub(crate) gate: Arc<Gate>,
     /// Whether the engine meters fuel.
     pub(crate) fuel: bool,
+    /// Epoch ticks a guest runs before it yields its worker thread.
+    pub(crate) slice_ticks: u32,
     /// Idle instances, when the function opted into reuse.
     pub(crate) warm: Option<Arc<WarmPool>>,
 }
@@ -66,6 +68,7 @@ impl Function {
             admission: Admission::new(&spec.limits),
             gate: engine.gate().clone(),
             fuel: engine.is_metering_fuel(),
+            slice_ticks: engine.slice_ticks(),
             warm: WarmPool::new(&spec.limits).map(Arc::new),
         })
     }

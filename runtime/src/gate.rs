@@ -3,13 +3,13 @@
 //! invocations go before long ones.
 //!
 //! Without it every request instantiates at once and all guests share the
-//! cores in 5 ms epoch slices: with 16 requests in flight each takes 16
+//! cores in time slices (`[engine].time_slice`): with 16 requests in flight each takes 16
 //! times as long, 16 instances keep their memory hot, and a request that
 //! needs 100 µs of CPU waits behind every busy guest.
 //!
 //! With it a new guest waits for a turn in the *fresh* queue and holds it
-//! until it finishes, blocks on I/O, or has run for [`SLICE`] when an epoch
-//! yield comes. Blocking on I/O gives the turn up (waiting never holds a
+//! until it finishes, blocks on I/O, or has run for [`SLICE`] when a
+//! time-slice yield comes. Blocking on I/O gives the turn up (waiting never holds a
 //! core) and the guest resumes without queueing. A guest that used up a
 //! slice queues again in the *long* queue, served only when no fresh
 //! invocation waits: a busy guest gets the cores that short requests leave,

@@ -24,6 +24,8 @@ pub struct HostState {
     pub(crate) io: Arc<IoMeter>,
     /// Host fuel already taken from the store's fuel (see `function`).
     pub(crate) host_fuel_deducted: u64,
+    /// Epoch ticks the guest has run since it last yielded.
+    pub(crate) ticks_run: u32,
     hooks: DenyOutbound,
     /// The guest's stdout and stderr, logged when the invocation ends.
     pub(crate) stdout: GuestOutput,
@@ -178,6 +180,7 @@ impl HostState {
             limiter: StoreLimiter::new(limits),
             io,
             host_fuel_deducted: 0,
+            ticks_run: 0,
             hooks: DenyOutbound,
             stdout,
             stderr,
@@ -192,6 +195,7 @@ impl HostState {
     pub(crate) fn begin(&mut self, io: Arc<IoMeter>) {
         self.io = io;
         self.host_fuel_deducted = 0;
+        self.ticks_run = 0;
         self.limiter.peak = self.limiter.total;
         self.limiter.refused = None;
     }

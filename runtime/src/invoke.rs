@@ -145,6 +145,7 @@ impl Function {
             };
         }
         store.set_epoch_deadline(1);
+        let slice_ticks = self.slice_ticks;
         store.epoch_deadline_callback(move |mut cx| {
             if Instant::now() >= deadline {
                 return Err(wasmtime::Error::new(DeadlineExceeded));
@@ -163,11 +164,20 @@ impl Function {
                 cx.set_fuel(fuel - owed)?;
                 cx.data_mut().host_fuel_deducted += owed;
             }
+            // Yield once per slice so a busy guest cannot starve others on
+            // its worker thread, but let a request that needs a few ms of
+            // CPU finish in one go: yielding every tick made concurrent
+            // 4 ms requests share the cores round-robin and finish late.
+            // tokio's `yield_now` defers the wake-up until the I/O driver
+            // has run; a plain self-wake would let a spinning guest delay
+            // socket events for dozens of ticks.
+            let state = cx.data_mut();
+            state.ticks_run += 1;
+            if state.ticks_run < slice_ticks {
+                return Ok(UpdateDeadline::Continue(1));
+            }
+            state.ticks_run = 0;
             crate::gate::note_slice_yield();
-            // Yield every tick so a busy guest cannot starve others on its
-            // worker thread. tokio's `yield_now` defers the wake-up until
-            // the I/O driver has run; a plain self-wake would let a
-            // spinning guest delay socket events for dozens of ticks.
             Ok(UpdateDeadline::YieldCustom(
                 1,
                 Box::pin(tokio::task::yield_now()),

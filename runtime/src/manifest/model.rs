@@ -63,6 +63,10 @@ pub struct EngineDecl {
     pub max_table_elements: Option<usize>,
     /// Guests executing at once (default: no limit).
     pub max_running: Option<usize>,
+    /// How long a guest runs before it yields its worker thread, e.g.
+    /// `"20ms"`.
+    #[serde(default, with = "humantime_serde")]
+    pub time_slice: Option<Duration>,
 }
 
 /// `[cache]`.

@@ -169,6 +169,9 @@ pub struct EngineSettings {
     /// invocations before guests that used up a time slice. Default
     /// (`None`): no limit beyond the instance pool.
     pub max_running: Option<usize>,
+    /// How long a guest runs before it yields its worker thread to other
+    /// requests. Default: 20 ms; from 1 ms to 1 s.
+    pub time_slice: Duration,
 }
 
 impl Default for EngineSettings {
@@ -179,6 +182,7 @@ impl Default for EngineSettings {
             max_memory_size: 256 << 20,
             max_table_elements: 20_000,
             max_running: None,
+            time_slice: Duration::from_millis(20),
         }
     }
 }
@@ -481,7 +485,11 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
         max_memory_size: m.engine.max_memory_size.unwrap_or(e.max_memory_size),
         max_table_elements: m.engine.max_table_elements.unwrap_or(e.max_table_elements),
         max_running: m.engine.max_running,
+        time_slice: m.engine.time_slice.unwrap_or(e.time_slice),
     };
+    if engine.time_slice < Duration::from_millis(1) || engine.time_slice > Duration::from_secs(1) {
+        problems.push("engine.time_slice", "must be between 1ms and 1s");
+    }
     if engine.max_running == Some(0) {
         problems.push("engine.max_running", "must be greater than 0");
     }

@@ -74,6 +74,7 @@ max_wasm_stack = 1048576
 max_instances = 200
 max_memory_size = 536870912
 max_table_elements = 50000
+time_slice = "50ms"
 
 [defaults]
 fuel = 1_000_000
@@ -157,6 +158,7 @@ max_connections = 0
 [engine]
 max_wasm_stack = 1024
 max_running = 0
+time_slice = "0s"
 [defaults]
 concurrency = 0
 queue_timeout = "2h"
