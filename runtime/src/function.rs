@@ -82,9 +82,4 @@ impl Function {
     pub fn limits(&self) -> Limits {
         self.limits
     }
-
-    /// Instances kept idle for reuse (always 0 unless `reuse` > 1).
-    pub fn idle_instances(&self) -> usize {
-        self.warm.as_deref().map_or(0, WarmPool::idle)
-    }
 }

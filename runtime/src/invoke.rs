@@ -20,7 +20,6 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tokio::sync::Notify;
-use tokio::time::error::Elapsed;
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::Proxy;
@@ -118,14 +117,14 @@ impl Function {
 
         // A fresh store, or an idle instance when the function opted into
         // reuse and one is free.
-        let (mut store, warm) = match self.warm.as_deref().and_then(WarmPool::take) {
+        let (mut store, proxy, uses) = match self.warm.as_deref().and_then(WarmPool::take) {
             Some(Warm {
                 mut store,
                 proxy,
                 uses,
             }) => {
                 store.data_mut().begin(io.clone());
-                (store, Some((proxy, uses)))
+                (store, Some(proxy), uses)
             }
             None => {
                 let mut store =
@@ -134,7 +133,7 @@ impl Function {
                 // The guest's own handle tables, next to the host's resource
                 // table (capped in `HostState::new`).
                 store.set_max_component_handles(self.limits.resources);
-                (store, None)
+                (store, None, 0)
             }
         };
         let metering = self.fuel;
@@ -255,10 +254,6 @@ impl Function {
             let completion = completion.clone();
             let cancel = cancel.clone();
             tokio::spawn(async move {
-                let (proxy, uses) = match warm {
-                    Some((proxy, uses)) => (Some(proxy), uses),
-                    None => (None, 0),
-                };
                 let run = async {
                     let proxy = match proxy {
                         Some(proxy) => proxy,
@@ -274,12 +269,6 @@ impl Function {
                     result = tokio::time::timeout_at(deadline.into(), gate::gated(&gate, run)) => Some(result),
                     () = cancel.notified() => None,
                 };
-                let (result, proxy) = match result {
-                    Some(Ok(Ok(proxy))) => (Some(Ok(Ok(()))), Some(proxy)),
-                    Some(Ok(Err(e))) => (Some(Ok(Err(e))), None),
-                    Some(Err(elapsed)) => (Some(Err(elapsed)), None),
-                    None => (None, None),
-                };
                 let state = store.data();
                 let wasm_fuel = if metering {
                     let fuel_left = store.get_fuel().unwrap_or(0);
@@ -291,9 +280,12 @@ impl Function {
                 };
                 let peak = state.limiter.peak as u64;
                 let refused = state.limiter.refused;
-                let (outcome, mut detail) = match result {
-                    Some(result) => classify(result),
-                    None => (Outcome::ClientGone, "the client went away".to_owned()),
+                // The instance is only kept (for reuse) when the call ended cleanly.
+                let (outcome, mut detail, proxy) = match result {
+                    Some(Ok(Ok(proxy))) => (Outcome::Ok, String::new(), Some(proxy)),
+                    Some(Ok(Err(error))) => (classify(&error), format!("{error:?}"), None),
+                    Some(Err(_)) => (Outcome::Timeout, DeadlineExceeded.to_string(), None),
+                    None => (Outcome::ClientGone, "the client went away".to_owned(), None),
                 };
                 // Known before the store goes: dropping it ends a response
                 // body the guest never finished, which wasmtime-wasi-http
@@ -583,13 +575,9 @@ impl Body for MeteredBody {
     }
 }
 
-fn classify(result: Result<wasmtime::Result<()>, Elapsed>) -> (Outcome, String) {
-    let error = match result {
-        Err(_) => return (Outcome::Timeout, DeadlineExceeded.to_string()),
-        Ok(Ok(())) => return (Outcome::Ok, String::new()),
-        Ok(Err(error)) => error,
-    };
-    let outcome = if error.downcast_ref::<DeadlineExceeded>().is_some() {
+/// The outcome of an invocation that ended with `error`.
+fn classify(error: &wasmtime::Error) -> Outcome {
+    if error.downcast_ref::<DeadlineExceeded>().is_some() {
         Outcome::Timeout
     } else if error.downcast_ref::<Trap>() == Some(&Trap::OutOfFuel) {
         Outcome::OutOfFuel
@@ -597,6 +585,5 @@ fn classify(result: Result<wasmtime::Result<()>, Elapsed>) -> (Outcome, String) 
         Outcome::Overloaded
     } else {
         Outcome::Trap
-    };
-    (outcome, format!("{error:?}"))
+    }
 }

@@ -80,9 +80,4 @@ impl WarmPool {
             idle.push(warm);
         }
     }
-
-    /// Idle instances now.
-    pub(crate) fn idle(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
