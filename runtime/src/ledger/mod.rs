@@ -381,3 +381,28 @@ pub(crate) fn test_record(n: u64) -> InvocationRecord {
         outcome: crate::metering::Outcome::Ok,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_after_close_are_counted_as_dropped_and_queries_refused() {
+        let ledger = Ledger::open(&LedgerSettings {
+            location: LedgerLocation::Memory,
+            ..LedgerSettings::default()
+        })
+        .expect("open")
+        .expect("enabled");
+        let stats = ledger.stats();
+        let sink = ledger.sink();
+        sink(&test_record(1));
+        ledger.close();
+        sink(&test_record(2));
+        assert_eq!(stats.written(), 1, "close commits what was queued");
+        assert_eq!(stats.dropped(), 1, "a record after close is counted");
+        assert!(ledger.usage(UsageFilter::default()).is_err());
+        // Flushing a closed ledger returns at once instead of waiting.
+        ledger.flush();
+    }
+}
