@@ -97,6 +97,15 @@ async fn read_to_close<R: AsyncRead + Unpin>(
     }
 }
 
+/// The `x-request-id` of a raw HTTP/1.1 response head.
+fn request_id_in(head: &str) -> String {
+    head.lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .expect("x-request-id")
+        .trim()
+        .to_owned()
+}
+
 /// Reads a response head (up to the blank line). `None` if the connection
 /// closed first; panics if nothing complete came within `limit`.
 async fn read_head<R: AsyncRead + Unpin>(stream: &mut R, limit: Duration) -> Option<String> {
@@ -662,12 +671,7 @@ async fn a_client_that_leaves_mid_response_is_client_gone() {
         .await
         .expect("a response head");
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    let request_id = head
-        .lines()
-        .find_map(|line| line.strip_prefix("x-request-id: "))
-        .expect("x-request-id")
-        .trim()
-        .to_owned();
+    let request_id = request_id_in(&head);
     let mut some = vec![0u8; 64 * 1024];
     reader.read_exact(&mut some).await.unwrap();
     // Leave with megabytes of the echo unread.
@@ -702,12 +706,7 @@ async fn a_client_that_leaves_an_endless_response_is_client_gone() {
         .await
         .expect("a response head");
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    let request_id = head
-        .lines()
-        .find_map(|line| line.strip_prefix("x-request-id: "))
-        .expect("x-request-id")
-        .trim()
-        .to_owned();
+    let request_id = request_id_in(&head);
     let mut some = vec![0u8; 1024 * 1024];
     timeout(Duration::from_secs(10), stream.read_exact(&mut some))
         .await
