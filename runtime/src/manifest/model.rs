@@ -140,95 +140,70 @@ pub struct ServerDecl {
     pub http2_max_concurrent_streams: Option<u32>,
 }
 
-/// Per-invocation limits: `[defaults]`, or inside a function where they
-/// override `[defaults]`. Every one is optional; `spec::Limits` documents
-/// the defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsDecl {
+/// Declares [`LimitsDecl`] and [`FunctionDecl`] from one list of limit
+/// fields, and `FunctionDecl::limits`. The fields are repeated in
+/// `FunctionDecl` rather than flattened because serde cannot reject unknown
+/// fields next to a flattened struct; the macro keeps one list of them.
+macro_rules! limit_decls {
+    ($( $(#[$attr:meta])* $name:ident: $ty:ty, )*) => {
+        /// Per-invocation limits: `[defaults]`, or inside a function where they
+        /// override `[defaults]`. Every one is optional; `spec::Limits` documents
+        /// the defaults.
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct LimitsDecl {
+            $( $(#[$attr])* pub $name: Option<$ty>, )*
+        }
+
+        /// `[functions.ID]`: the component, its own limits (each overrides
+        /// `[defaults]`; see [`LimitsDecl`]), quota and prices.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FunctionDecl {
+            /// Path to the component, relative to the manifest's directory.
+            pub component: PathBuf,
+            $( $(#[$attr])* pub $name: Option<$ty>, )*
+            /// Fuel allowed per time window, e.g. `{ fuel = 10_000_000_000, window = "1h" }`.
+            pub quota: Option<QuotaDecl>,
+            /// Replaces some of `[billing]`'s prices for this function.
+            pub billing: Option<PricesOverride>,
+        }
+
+        impl FunctionDecl {
+            /// The limits this function sets itself.
+            pub fn limits(&self) -> LimitsDecl {
+                LimitsDecl { $( $name: self.$name, )* }
+            }
+        }
+    };
+}
+
+limit_decls! {
     /// Fuel (Wasm instructions) one invocation may consume.
-    pub fuel: Option<u64>,
+    fuel: u64,
     /// Wall-clock deadline of one invocation, e.g. `"5s"` or `"250ms"`.
     #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
+    timeout: Duration,
     /// Total linear memory of one instance, in bytes.
-    pub memory: Option<usize>,
+    memory: usize,
     /// Elements of any one table of an instance.
-    pub table_elements: Option<usize>,
+    table_elements: usize,
     /// Core instances (and tables, and memories) in one invocation's store.
-    pub instances: Option<usize>,
+    instances: usize,
     /// Host resource handles (`wasi:http` fields, streams, ...) live at once.
-    pub resources: Option<usize>,
+    resources: usize,
     /// Invocations of the function running at once.
-    pub concurrency: Option<u32>,
+    concurrency: u32,
     /// Requests waiting for a free slot when `concurrency` is reached.
-    pub queue: Option<u32>,
+    queue: u32,
     /// How long a request may wait in that queue, e.g. `"1s"`.
     #[serde(default, with = "humantime_serde")]
-    pub queue_timeout: Option<Duration>,
+    queue_timeout: Duration,
     /// Largest response body, in bytes; the stream is cut past it.
-    pub max_response_size: Option<u64>,
+    max_response_size: u64,
     /// Requests one instance may serve before it is thrown away; 1 (the
     /// default) is a fresh instance for every request.
-    pub reuse: Option<u32>,
-}
-
-/// `[functions.ID]`: the component, its own limits (each overrides
-/// `[defaults]`; see [`LimitsDecl`]), quota and prices. The limit fields are
-/// spelled out rather than flattened because serde cannot reject unknown
-/// fields next to a flattened struct.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunctionDecl {
-    /// Path to the component, relative to the manifest's directory.
-    pub component: PathBuf,
-    /// See [`LimitsDecl::fuel`].
-    pub fuel: Option<u64>,
-    /// See [`LimitsDecl::timeout`].
-    #[serde(default, with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    /// See [`LimitsDecl::memory`].
-    pub memory: Option<usize>,
-    /// See [`LimitsDecl::table_elements`].
-    pub table_elements: Option<usize>,
-    /// See [`LimitsDecl::instances`].
-    pub instances: Option<usize>,
-    /// See [`LimitsDecl::resources`].
-    pub resources: Option<usize>,
-    /// See [`LimitsDecl::concurrency`].
-    pub concurrency: Option<u32>,
-    /// See [`LimitsDecl::queue`].
-    pub queue: Option<u32>,
-    /// See [`LimitsDecl::queue_timeout`].
-    #[serde(default, with = "humantime_serde")]
-    pub queue_timeout: Option<Duration>,
-    /// See [`LimitsDecl::max_response_size`].
-    pub max_response_size: Option<u64>,
-    /// See [`LimitsDecl::reuse`].
-    pub reuse: Option<u32>,
-    /// Fuel allowed per time window, e.g. `{ fuel = 10_000_000_000, window = "1h" }`.
-    pub quota: Option<QuotaDecl>,
-    /// Replaces some of `[billing]`'s prices for this function.
-    pub billing: Option<PricesOverride>,
-}
-
-impl FunctionDecl {
-    /// The limits this function sets itself.
-    pub fn limits(&self) -> LimitsDecl {
-        LimitsDecl {
-            fuel: self.fuel,
-            timeout: self.timeout,
-            memory: self.memory,
-            table_elements: self.table_elements,
-            instances: self.instances,
-            resources: self.resources,
-            concurrency: self.concurrency,
-            queue: self.queue,
-            queue_timeout: self.queue_timeout,
-            max_response_size: self.max_response_size,
-            reuse: self.reuse,
-        }
-    }
+    reuse: u32,
 }
 
 /// One `[[routes]]` entry.
