@@ -250,7 +250,6 @@ fn write_loop(
         }
     }
     let _shut = Shut(queue);
-    yield_to_requests(location);
 
     let mut batch: Vec<InvocationRecord> = Vec::with_capacity(BATCH_MAX);
     let mut next_flush = Instant::now() + settings.flush_interval;
@@ -289,27 +288,6 @@ fn write_loop(
             next_expire = now + EXPIRE_EVERY;
         }
     }
-}
-
-/// Niceness of the writer thread. A batch commit is a burst of a few
-/// milliseconds of CPU; at the default priority it delays request threads
-/// on a saturated machine (hello p99 at c=16 rose from 3.2 to 4.2 ms with
-/// the ledger on). At nice 5 the scheduler prefers the request threads, and
-/// the writer still gets ~15 % of a core against four busy threads, several
-/// times what committing 20,000 records a second needs.
-const WRITER_NICE: i32 = 5;
-
-/// Lowers the calling (writer) thread's priority. Linux applies `nice` per
-/// thread; elsewhere this would renice the whole process, so it is skipped.
-fn yield_to_requests(location: &str) {
-    #[cfg(target_os = "linux")]
-    if let Err(e) =
-        rustix::process::setpriority_process(Some(rustix::thread::gettid()), WRITER_NICE)
-    {
-        tracing::debug!(ledger = %location, error = %e, "could not lower the ledger writer's priority");
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (location, WRITER_NICE);
 }
 
 fn commit(
