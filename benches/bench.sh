@@ -4,7 +4,9 @@
 #  1. criterion, benches/benches/instantiate.rs: one invocation of the hello
 #     example through each of the five instantiation modes (compile,
 #     deserialize, linker instantiate, ProxyPre on-demand, ProxyPre pooling
-#     + copy-on-write), "instantiate" and "instantiate_and_handle" groups;
+#     + copy-on-write), "instantiate" and "instantiate_and_handle" groups,
+#     and "by_component": hello next to `raw` and `minimal` (the floor) in
+#     gust's mode (GUST_BENCH_COMPONENT=path.wasm adds any other component);
 #  2. coldstart (src/bin/coldstart.rs): newly deployed distinct functions,
 #     deploy -> first response over loopback HTTP vs steady-state requests,
 #     cold and warm compile cache, in-process and as a spawned `gust serve`,
@@ -16,6 +18,7 @@
 #   criterion-STAMP.{csv,json}           every criterion sample (+ criterion-latest.*)
 #   criterion-instantiate-STAMP.svg      time per iteration by mode
 #   criterion-instantiate_and_handle-STAMP.svg
+#   criterion-by_component-STAMP.svg
 #   coldstart-STAMP.{csv,json}           one row per deployed function (+ coldstart-latest.*)
 #   coldstart-breakdown-STAMP.csv        the warm deployment step by step
 #   coldstart-STAMP.svg                  cold vs warm, against steady state

@@ -26,6 +26,7 @@ const EXAMPLES: &[&str] = &[
     "host-wait",
     "bad-headers",
     "counter",
+    "minimal",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

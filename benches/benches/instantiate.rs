@@ -7,7 +7,12 @@
 //!
 //! Two groups: `instantiate` (a fresh store and instance, then dropped) and
 //! `instantiate_and_handle` (the same plus a `GET /hello` through
-//! `wasi:http/incoming-handler` with the response body read). Run with
+//! `wasi:http/incoming-handler` with the response body read). A third,
+//! `by_component`, times instantiate + handle in gust's mode (e) for other
+//! components next to hello: `raw` (the `wasi` crate alone, no gust-sdk),
+//! `minimal` (the fewest host calls a response needs: the floor), and the
+//! file `GUST_BENCH_COMPONENT` names, if set (any `wasi:http/proxy`
+//! component that answers `GET /hello` with 200). Run with
 //! `cargo bench -p gust-benches --bench instantiate`, or through `bench.sh`,
 //! which also exports the samples and plots them.
 
@@ -58,6 +63,51 @@ fn benches(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    let mut group = c.benchmark_group("by_component");
+    configure(&mut group, Mode::PrePooling);
+    for (name, bytes, expected) in components() {
+        let bench = Bench::new(Mode::PrePooling, bytes)
+            .unwrap_or_else(|e| panic!("preparing {name}: {e:?}"));
+        let body = rt
+            .block_on(bench.invoke())
+            .unwrap_or_else(|e| panic!("invoking {name}: {e:?}"));
+        if let Some(expected) = expected {
+            assert_eq!(&body[..], expected, "{name} answered the wrong body");
+        }
+        group.bench_function(name, |b| {
+            b.to_async(&rt)
+                .iter(|| async { bench.invoke().await.expect("invoking") })
+        });
+    }
+    group.finish();
+}
+
+/// The components of the `by_component` group: a name, the bytes and the
+/// body expected for `GET /hello` (none for a component given by path).
+fn components() -> Vec<(String, &'static [u8], Option<&'static [u8]>)> {
+    use gust_runtime::examples::{HELLO, MINIMAL, RAW};
+    let mut out = vec![
+        ("hello".to_owned(), HELLO, Some(HELLO_BODY)),
+        (
+            "raw".to_owned(),
+            RAW,
+            Some(&b"raw wasi:http component saw GET /hello\n"[..]),
+        ),
+        ("minimal".to_owned(), MINIMAL, Some(HELLO_BODY)),
+    ];
+    if let Some(path) = std::env::var_os("GUST_BENCH_COMPONENT") {
+        let path = std::path::PathBuf::from(path);
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("reading GUST_BENCH_COMPONENT {}: {e}", path.display()));
+        let name = path.file_stem().map_or_else(
+            || "component".to_owned(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        // Criterion keeps the bytes borrowed for the whole run.
+        out.push((name, bytes.leak(), None));
+    }
+    out
 }
 
 /// Compiling takes hundreds of milliseconds an iteration: fewer samples

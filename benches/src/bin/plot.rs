@@ -50,7 +50,7 @@ enum Cmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "instantiate,instantiate_and_handle"
+            default_value = "instantiate,instantiate_and_handle,by_component"
         )]
         groups: Vec<String>,
         /// Where the rows and plots go [default: benches/results].
@@ -157,6 +157,11 @@ fn criterion(dir: &Path, groups: &[String], out_dir: &Path, stamp: &str) -> anyh
     let mut summary = Vec::new();
     for group in groups {
         let group_dir = dir.join(group);
+        if !group_dir.is_dir() {
+            // A filtered criterion run may skip a whole group.
+            eprintln!("no results for group {group} in {}; skipped", dir.display());
+            continue;
+        }
         let mut modes: Vec<String> = std::fs::read_dir(&group_dir)
             .with_context(|| format!("reading {} (run the benchmarks first)", group_dir.display()))?
             .filter_map(Result::ok)
@@ -209,6 +214,12 @@ fn criterion(dir: &Path, groups: &[String], out_dir: &Path, stamp: &str) -> anyh
         }
     }
 
+    if summary.is_empty() {
+        bail!(
+            "no criterion results in {} (run the benchmarks first)",
+            dir.display()
+        );
+    }
     let report = CriterionReport {
         stamp: stamp.to_owned(),
         criterion_dir: dir.display().to_string(),
@@ -254,11 +265,12 @@ fn criterion(dir: &Path, groups: &[String], out_dir: &Path, stamp: &str) -> anyh
                 color: Palette99::pick(i).to_rgba(),
             })
             .collect();
-        let markers: Vec<(f64, String)> = if group == "instantiate_and_handle" {
-            vec![(20.0, "target: 20 µs".to_owned())]
-        } else {
-            Vec::new()
-        };
+        let markers: Vec<(f64, String)> =
+            if group == "instantiate_and_handle" || group == "by_component" {
+                vec![(20.0, "target: 20 µs".to_owned())]
+            } else {
+                Vec::new()
+            };
         let svg = out_dir.join(format!("criterion-{group}-{stamp}.svg"));
         strip_box_svg(
             &svg,
