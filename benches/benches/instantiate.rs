@@ -83,9 +83,12 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-/// The components of the `by_component` group: a name, the bytes and the
-/// body expected for `GET /hello` (none for a component given by path).
-fn components() -> Vec<(String, &'static [u8], Option<&'static [u8]>)> {
+/// A component of the `by_component` group: a name, the bytes and the body
+/// expected for `GET /hello` (none for a component given by path).
+type Timed = (String, &'static [u8], Option<&'static [u8]>);
+
+/// The components of the `by_component` group.
+fn components() -> Vec<Timed> {
     use gust_runtime::examples::{HELLO, MINIMAL, RAW};
     let mut out = vec![
         ("hello".to_owned(), HELLO, Some(HELLO_BODY)),
