@@ -3,8 +3,8 @@
 `report.py row` turns one load-generator report (the JSON that
 wrk-json.lua prints, or oha's `--output-format json`, which has the same shape) (plus the server's /proc counters
 before and after the run) into one JSON line; `report.py table` reads those
-lines, prints the comparison table (mean over rounds, with the gust/wasmtime
-throughput ratio per row) and writes every raw row to CSV and JSON.
+lines, prints the comparison table (mean over rounds, every round's
+requests/s and p99, and the gust/wasmtime throughput ratio per row) and writes every raw row to CSV and JSON.
 Standard library only.
 """
 
@@ -96,10 +96,10 @@ def table(args: argparse.Namespace) -> None:
 
     header = (
         "| component | concurrency | runtime | requests/s (mean) | rounds req/s | "
-        "p50 ms | p99 ms | server CPU ms/req | minor faults/req | errors | vs wasmtime |"
+        "p50 ms | p99 ms | rounds p99 ms | server CPU ms/req | minor faults/req | errors | vs wasmtime |"
     )
     print(header)
-    print("|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---|---:|---:|---|---:|---:|---:|---:|")
     for (component, conc), by_rt in groups.items():
         rps = {rt: mean(rs, "rps") for rt, rs in by_rt.items()}
         for rt in ("gust", "gust-reuse", "wasmtime"):
@@ -110,9 +110,13 @@ def table(args: argparse.Namespace) -> None:
             if rt != "wasmtime" and rps.get("wasmtime"):
                 ratio = f"{rps[rt] / rps['wasmtime']:.2f}x"
             rounds = " / ".join(f"{r['rps']:.0f}" for r in rs)
+            # One noisy round can dominate a mean of p99s: show them all.
+            p99s = " / ".join(
+                "-" if r["p99_ms"] is None else f"{r['p99_ms']:.2f}" for r in rs
+            )
             print(
                 f"| {component} | {conc} | {rt} | {rps[rt]:.0f} | {rounds} | "
-                f"{mean(rs, 'p50_ms'):.2f} | {mean(rs, 'p99_ms'):.2f} | "
+                f"{mean(rs, 'p50_ms'):.2f} | {mean(rs, 'p99_ms'):.2f} | {p99s} | "
                 f"{mean(rs, 'server_cpu_ms_per_req'):.3f} | "
                 f"{mean(rs, 'server_minflt_per_req'):.0f} | "
                 f"{sum(r['errors'] for r in rs)} | {ratio} |"
