@@ -124,7 +124,7 @@ stop_all() {
   done
   PIDS=()
 }
-trap stop_all EXIT
+trap 'stop_all; rm -rf "${LEDGERS:-}"' EXIT
 
 # start NAME PORT CMD... : starts a server and waits until it answers 200.
 start() {
@@ -149,6 +149,16 @@ proc_stat() {
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RUN_DIR=$RESULTS/raw-$STAMP
+# Each gust server gets a new ledger (the default configuration, with the
+# ledger on) instead of the one in gust's data dir, which grows with every
+# run on this machine and would make runs depend on each other.
+LEDGERS=$(mktemp -d)
+ledger_flag() {
+  case " $GUST_ARGS " in
+    *" --no-ledger "*) ;;
+    *) printf -- '--ledger %s/%s.sqlite' "$LEDGERS" "$1" ;;
+  esac
+}
 mkdir -p "$RUN_DIR"
 ROWS=$RUN_DIR/rows.jsonl
 : > "$ROWS"
@@ -181,7 +191,7 @@ for comp in $COMPONENTS; do
   log "component $comp: $file ($(stat -c %s "$file") bytes)"
   # shellcheck disable=SC2086 # the extra flags are meant to split
   RUST_LOG=$GUST_RUST_LOG start gust "$GUST_PORT" "$GUST" serve "$file" \
-    --listen "127.0.0.1:$GUST_PORT" $GUST_ARGS
+    --listen "127.0.0.1:$GUST_PORT" $(ledger_flag "$comp") $GUST_ARGS
   if [[ -n $GUST_REUSE ]]; then
     cat > "$RUN_DIR/$comp-reuse.toml" <<EOF
 [functions.hello]
@@ -193,7 +203,8 @@ function = "hello"
 EOF
     # shellcheck disable=SC2086
     RUST_LOG=$GUST_RUST_LOG start gust-reuse "$GUST_REUSE_PORT" "$GUST" serve \
-      "$RUN_DIR/$comp-reuse.toml" --listen "127.0.0.1:$GUST_REUSE_PORT" $GUST_ARGS
+      "$RUN_DIR/$comp-reuse.toml" --listen "127.0.0.1:$GUST_REUSE_PORT" \
+      $(ledger_flag "$comp-reuse") $GUST_ARGS
   fi
   # shellcheck disable=SC2086
   start wasmtime "$WASMTIME_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
