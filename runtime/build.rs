@@ -27,6 +27,7 @@ const EXAMPLES: &[&str] = &[
     "bad-headers",
     "counter",
     "minimal",
+    "error-code",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

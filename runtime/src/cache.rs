@@ -23,7 +23,6 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::Context as _;
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -105,13 +104,24 @@ impl Hasher for ShaHasher {
 }
 
 impl CompileCache {
-    /// A cache for `engine` at `location`; creates the directory.
+    /// A cache for `engine` at `location`; creates the directory. A
+    /// directory that cannot be created (a path through a file, no
+    /// permission) leaves the cache off with a warning: like a full or
+    /// read-only cache, it costs compile time, not service.
     pub fn new(engine: &Engine, location: &CacheLocation) -> anyhow::Result<CompileCache> {
-        let dir = location.dir();
-        if let Some(dir) = &dir {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create the compile cache {}", dir.display()))?;
-        }
+        let dir = location
+            .dir()
+            .filter(|dir| match std::fs::create_dir_all(dir) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        error = %e,
+                        "cannot create the compile cache; compiling without it"
+                    );
+                    false
+                }
+            });
         let mut hasher = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
         Ok(CompileCache {

@@ -13,6 +13,8 @@ struct Serving {
     child: Child,
     _data: tempfile::TempDir,
     addr: SocketAddr,
+    /// The log up to "serving on".
+    startup: String,
     log: mpsc::Receiver<String>,
 }
 
@@ -41,10 +43,13 @@ impl Serving {
                 }
             }
         });
+        let mut startup = String::new();
         let addr = loop {
             let line = rx
                 .recv_timeout(Duration::from_secs(120))
                 .expect("gust did not report its address");
+            startup.push_str(&line);
+            startup.push('\n');
             if let Some(at) = line.find("serving on http://") {
                 let addr = &line[at + "serving on http://".len()..];
                 break addr.trim().parse().expect("address in log line");
@@ -54,6 +59,7 @@ impl Serving {
             child,
             _data: data,
             addr,
+            startup,
             log: rx,
         }
     }
@@ -125,6 +131,31 @@ fn serve_a_single_component_on_every_path() {
     let (status, body) = get(server.addr, "/any/path?x=1");
     assert_eq!(status, 200);
     assert_eq!(body, "raw wasi:http component saw GET /any/path?x=1\n");
+}
+
+#[test]
+fn an_unusable_cache_dir_costs_compile_time_not_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    // A directory below a regular file cannot be created.
+    let cache = file.join("compiled");
+    let server = Serving::start(&[
+        gust_runtime::examples::HELLO_PATH,
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(
+        server
+            .startup
+            .contains("cannot create the compile cache; compiling without it"),
+        "{}",
+        server.startup
+    );
+    let (status, body) = get(server.addr, "/hello");
+    assert_eq!((status, body.as_str()), (200, "Hello from gust!\n"));
+    let (exited_cleanly, log) = server.terminate();
+    assert!(exited_cleanly, "{log}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The compiled-code cache, and loading many functions.
 
-use gust_runtime::cache::CacheLocation;
+use gust_runtime::cache::{CacheLocation, CompileCache};
 use gust_runtime::manifest::{AppSpec, ComponentSource, FunctionId, FunctionSpec};
 use gust_runtime::{App, EngineConfig, GustEngine};
 use http::StatusCode;
@@ -101,6 +101,25 @@ fn damaged_cache_files_are_rebuilt() {
         (app.load_report().cache_hits, app.load_report().compiled),
         (1, 0)
     );
+}
+
+#[test]
+fn an_unwritable_cache_entry_compiles_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache =
+        CompileCache::new(engine().engine(), &CacheLocation::Dir(dir.path().into())).unwrap();
+    // A directory where hello's artifact would go: it can be neither
+    // written nor read as a file.
+    let entry = cache.path(&cache.key(examples::HELLO)).unwrap();
+    std::fs::create_dir(&entry).unwrap();
+    for _ in 0..2 {
+        let app = App::load(engine(), spec(dir.path(), &[examples::HELLO])).unwrap();
+        assert_eq!(
+            (app.load_report().cache_hits, app.load_report().compiled),
+            (0, 1)
+        );
+    }
+    assert!(entry.is_dir(), "the obstacle is left alone");
 }
 
 #[test]

@@ -19,6 +19,8 @@ fuel = 1_000_000_000_000
 [functions.work]
 component = "{WORK}"
 fuel = 200000
+[functions.error-code]
+component = "{ERROR_CODE}"
 
 [[routes]]
 path = "/hello"
@@ -32,6 +34,9 @@ function = "spin"
 [[routes]]
 path = "/work"
 function = "work"
+[[routes]]
+path = "/error-code"
+function = "error-code"
 "#;
 
 #[tokio::test]
@@ -43,6 +48,25 @@ async fn trap_is_500_and_the_next_request_succeeds() {
         assert_eq!(reply.text(), "function trapped\n");
         let record = server.record(&reply.request_id()).await;
         assert_eq!(record.outcome, Outcome::Trap);
+        assert_eq!(record.status, 500);
+        assert!(record.fuel_consumed > 0);
+
+        let reply = server.get("/hello").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn guest_error_code_is_500_and_billed_as_a_normal_return() {
+    let server = TestServer::start(MANIFEST).await;
+    for _ in 0..2 {
+        let reply = server.get("/error-code").await;
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(reply.text(), "function failed\n");
+        // The guest returned normally, having chosen an error: it is billed
+        // for its work like any other answer.
+        let record = server.record(&reply.request_id()).await;
+        assert_eq!(record.outcome, Outcome::Ok);
         assert_eq!(record.status, 500);
         assert!(record.fuel_consumed > 0);
 
