@@ -28,6 +28,7 @@ const EXAMPLES: &[&str] = &[
     "counter",
     "minimal",
     "error-code",
+    "leak-request",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

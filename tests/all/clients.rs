@@ -108,7 +108,10 @@ fn request_id_in(head: &str) -> String {
 
 /// Reads a response head (up to the blank line). `None` if the connection
 /// closed first; panics if nothing complete came within `limit`.
-async fn read_head<R: AsyncRead + Unpin>(stream: &mut R, limit: Duration) -> Option<String> {
+pub(crate) async fn read_head<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    limit: Duration,
+) -> Option<String> {
     let deadline = tokio::time::Instant::now() + limit;
     let mut head = Vec::new();
     let mut byte = [0u8; 1];

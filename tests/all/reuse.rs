@@ -12,6 +12,9 @@ component = "{COUNTER}"
 [functions.reused]
 component = "{COUNTER}"
 reuse = 3
+[functions.leak]
+component = "{LEAK_REQUEST}"
+reuse = 8
 
 [[routes]]
 path = "/fresh/{*rest}"
@@ -19,6 +22,9 @@ function = "fresh"
 [[routes]]
 path = "/reused/{*rest}"
 function = "reused"
+[[routes]]
+path = "/leak"
+function = "leak"
 "#;
 
 /// Sends one request and waits for its usage record: an instance goes back
@@ -126,5 +132,40 @@ async fn concurrent_requests_share_the_idle_instances_safely() {
             .and_then(|n| n.parse().ok())
             .expect("a count");
         assert!((1..=3).contains(&n), "served {n} on an instance allowed 3");
+    }
+}
+
+/// A guest that leaks its request keeps the request's body in the kept
+/// instance. gust drops such bodies when the instance goes idle (and drains
+/// them); otherwise a body larger than hyper buffers, never read nor
+/// dropped, would hold the client's keep-alive connection: hyper reads no
+/// next request before the body is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_instance_does_not_hold_a_leaked_request_body() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::time::timeout;
+
+    let server = TestServer::start(MANIFEST).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let body = vec![b'x'; 256 * 1024];
+    for i in 0..3 {
+        let mut request = format!(
+            "POST /leak HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        timeout(Duration::from_secs(10), stream.write_all(&request))
+            .await
+            .unwrap_or_else(|_| panic!("request {i}: the server stopped reading the connection"))
+            .unwrap();
+        let head = crate::clients::read_head(&mut stream, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("connection closed before response {i}"));
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let mut text = [0u8; 7];
+        stream.read_exact(&mut text).await.unwrap();
+        assert_eq!(&text, b"leaked\n");
     }
 }

@@ -1,0 +1,30 @@
+//! Hostile guest for instance reuse: never drops its incoming request, so
+//! the request's unread body stays in the instance's resource table after
+//! the response, as componentize-js's runtime leaves it. A kept instance
+//! must not pin the client's connection with it.
+
+use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+
+struct LeakRequest;
+
+impl wasi::exports::http::incoming_handler::Guest for LeakRequest {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        std::mem::forget(request);
+        let body_text = b"leaked\n";
+        let Ok(headers) = Fields::from_list(&[(
+            "content-length".to_owned(),
+            body_text.len().to_string().into_bytes(),
+        )]) else {
+            return;
+        };
+        let response = OutgoingResponse::new(headers);
+        let Ok(body) = response.body() else { return };
+        ResponseOutparam::set(out, Ok(response));
+        if let Ok(stream) = body.write() {
+            let _ = stream.blocking_write_and_flush(body_text);
+        }
+        let _ = OutgoingBody::finish(body, None);
+    }
+}
+
+wasi::http::proxy::export!(LeakRequest);
