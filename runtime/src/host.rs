@@ -3,9 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use http_body_util::{BodyExt as _, Empty};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::body::HostIncomingBody;
 use wasmtime_wasi_http::p2::types::HostIncomingRequest;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -202,16 +204,25 @@ impl HostState {
 
     /// Counts the host resources (streams, fields, pollables, ...) the
     /// guest still holds between requests, and ends the body of any incoming
-    /// request among them: a guest that never drops its request (the
-    /// StarlingMonkey runtime of componentize-js leaks one per request) must
-    /// not pin the client's request body, and with it the connection. A
-    /// guest that touches that request again finds its body consumed.
+    /// request among them, whether the guest kept the request or the
+    /// `incoming-body` it consumed: a guest that never drops its request
+    /// (the StarlingMonkey runtime of componentize-js leaks one per request)
+    /// must not pin the client's request body, and with it the connection.
+    /// A guest that touches them again finds the body consumed. (A body
+    /// stream the guest took and kept stays; gust cannot tell it from other
+    /// input streams.)
     pub(crate) fn release_between_requests(&mut self) -> usize {
         let mut held = 0;
         for entry in self.table.iter_mut() {
             held += 1;
             if let Some(request) = entry.downcast_mut::<HostIncomingRequest>() {
                 request.body = None;
+            } else if let Some(body) = entry.downcast_mut::<HostIncomingBody>() {
+                // Replaced rather than its stream taken: a dropped body
+                // stream hands the body back to its `incoming-body`.
+                *body = HostIncomingBody::new(
+                    Empty::new().map_err(|never| match never {}).boxed_unsync(),
+                );
             }
         }
         held

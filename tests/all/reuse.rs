@@ -135,8 +135,8 @@ async fn concurrent_requests_share_the_idle_instances_safely() {
     }
 }
 
-/// A guest that leaks its request keeps the request's body in the kept
-/// instance. gust drops such bodies when the instance goes idle (and drains
+/// A guest that leaks its request (or the body it consumed) keeps the
+/// request's body in the kept instance. gust drops such bodies when the instance goes idle (and drains
 /// them); otherwise a body larger than hyper buffers, never read nor
 /// dropped, would hold the client's keep-alive connection: hyper reads no
 /// next request before the body is done.
@@ -149,20 +149,23 @@ async fn a_kept_instance_does_not_hold_a_leaked_request_body() {
     let server = TestServer::start(MANIFEST).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let body = vec![b'x'; 256 * 1024];
-    for i in 0..3 {
+    let paths = ["/leak", "/leak?consume", "/leak", "/leak?consume"];
+    for (i, path) in paths.into_iter().enumerate() {
         let mut request = format!(
-            "POST /leak HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
         request.extend_from_slice(&body);
         timeout(Duration::from_secs(10), stream.write_all(&request))
             .await
-            .unwrap_or_else(|_| panic!("request {i}: the server stopped reading the connection"))
+            .unwrap_or_else(|_| {
+                panic!("request {i} ({path}): the server stopped reading the connection")
+            })
             .unwrap();
         let head = crate::clients::read_head(&mut stream, Duration::from_secs(10))
             .await
-            .unwrap_or_else(|| panic!("connection closed before response {i}"));
+            .unwrap_or_else(|| panic!("connection closed before response {i} ({path})"));
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         let mut text = [0u8; 7];
         stream.read_exact(&mut text).await.unwrap();

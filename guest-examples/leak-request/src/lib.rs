@@ -1,7 +1,8 @@
 //! Hostile guest for instance reuse: never drops its incoming request, so
 //! the request's unread body stays in the instance's resource table after
-//! the response, as componentize-js's runtime leaves it. A kept instance
-//! must not pin the client's connection with it.
+//! the response, as componentize-js's runtime leaves it. With `?consume` it
+//! takes the `incoming-body` first and leaks that too. A kept instance must
+//! not pin the client's connection with either.
 
 use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
@@ -9,6 +10,11 @@ struct LeakRequest;
 
 impl wasi::exports::http::incoming_handler::Guest for LeakRequest {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        if request.path_with_query().is_some_and(|p| p.ends_with("?consume")) {
+            if let Ok(body) = request.consume() {
+                std::mem::forget(body);
+            }
+        }
         std::mem::forget(request);
         let body_text = b"leaked\n";
         let Ok(headers) = Fields::from_list(&[(
