@@ -39,15 +39,21 @@ path = "/error-code"
 function = "error-code"
 "#;
 
-#[tokio::test]
-async fn trap_is_500_and_the_next_request_succeeds() {
+/// `path` answers 500 with `text`, `rounds` times, recorded with `outcome`
+/// and the fuel the guest used, and `/hello` is served after each.
+async fn fails_with_500_then_hello_is_served(
+    path: &str,
+    text: &str,
+    outcome: Outcome,
+    rounds: usize,
+) {
     let server = TestServer::start(MANIFEST).await;
-    for _ in 0..3 {
-        let reply = server.get("/trap").await;
+    for _ in 0..rounds {
+        let reply = server.get(path).await;
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(reply.text(), "function trapped\n");
+        assert_eq!(reply.text(), text);
         let record = server.record(&reply.request_id()).await;
-        assert_eq!(record.outcome, Outcome::Trap);
+        assert_eq!(record.outcome, outcome);
         assert_eq!(record.status, 500);
         assert!(record.fuel_consumed > 0);
 
@@ -57,22 +63,15 @@ async fn trap_is_500_and_the_next_request_succeeds() {
 }
 
 #[tokio::test]
-async fn guest_error_code_is_500_and_billed_as_a_normal_return() {
-    let server = TestServer::start(MANIFEST).await;
-    for _ in 0..2 {
-        let reply = server.get("/error-code").await;
-        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(reply.text(), "function failed\n");
-        // The guest returned normally, having chosen an error: it is billed
-        // for its work like any other answer.
-        let record = server.record(&reply.request_id()).await;
-        assert_eq!(record.outcome, Outcome::Ok);
-        assert_eq!(record.status, 500);
-        assert!(record.fuel_consumed > 0);
+async fn trap_is_500_and_the_next_request_succeeds() {
+    fails_with_500_then_hello_is_served("/trap", "function trapped\n", Outcome::Trap, 3).await;
+}
 
-        let reply = server.get("/hello").await;
-        assert_eq!(reply.status, StatusCode::OK);
-    }
+/// The guest returned normally, having chosen an error: it is billed for
+/// its work like any other answer.
+#[tokio::test]
+async fn guest_error_code_is_500_and_billed_as_a_normal_return() {
+    fails_with_500_then_hello_is_served("/error-code", "function failed\n", Outcome::Ok, 2).await;
 }
 
 #[tokio::test]
