@@ -208,9 +208,9 @@ impl HostState {
     /// `incoming-body` it consumed: a guest that never drops its request
     /// (the StarlingMonkey runtime of componentize-js leaks one per request)
     /// must not pin the client's request body, and with it the connection.
-    /// A guest that touches them again finds the body consumed. (A body
-    /// stream the guest took and kept stays; gust cannot tell it from other
-    /// input streams.)
+    /// A guest that touches them again finds the body consumed or empty.
+    /// (A body stream the guest took and kept stays; gust cannot tell it
+    /// from other input streams.)
     pub(crate) fn release_between_requests(&mut self) -> usize {
         let mut held = 0;
         for entry in self.table.iter_mut() {
