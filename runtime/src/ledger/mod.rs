@@ -383,4 +383,58 @@ mod tests {
         // Flushing a closed ledger returns at once instead of waiting.
         ledger.flush();
     }
+
+    /// While another writer holds the database (a stalled disk, as far as
+    /// the ledger can tell), requests keep sinking records: the queue fills,
+    /// the overflow is refused and counted without waiting, and the rest is
+    /// committed once the database is free. No record is lost uncounted.
+    #[test]
+    fn a_stalled_database_fills_the_queue_and_the_overflow_is_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("ledger.sqlite");
+        let ledger = Ledger::open(&LedgerSettings {
+            location: LedgerLocation::File(path.clone()),
+            flush_interval: Duration::from_millis(10),
+            ..LedgerSettings::default()
+        })
+        .expect("open")
+        .expect("enabled");
+        let stats = ledger.stats();
+        let sink = ledger.sink();
+
+        let other = Connection::open(&path).expect("second connection");
+        other
+            .execute_batch("BEGIN IMMEDIATE")
+            .expect("take the write lock");
+        // The writer takes this record at its next flush and then waits on
+        // the lock (busy timeout 5 s), so the queue is empty and nobody
+        // drains it.
+        sink(&test_record(0));
+        std::thread::sleep(Duration::from_millis(300));
+        let extra = 20_000;
+        for n in 0..QUEUE_CAPACITY + extra {
+            sink(&test_record(n as u64));
+        }
+        let dropped = stats.dropped();
+        assert!(
+            dropped >= extra as u64 / 2,
+            "only {dropped} of the {extra} records over capacity were refused"
+        );
+        // All of it happened while the writer was stuck: sinking never
+        // waits for the writer.
+        assert_eq!(stats.written(), 0, "nothing commits while the lock is held");
+        other.execute_batch("ROLLBACK").expect("release the lock");
+
+        ledger.flush();
+        let sunk = 1 + (QUEUE_CAPACITY + extra) as u64;
+        assert_eq!(stats.write_errors(), 0);
+        assert_eq!(
+            stats.written() + stats.dropped(),
+            sunk,
+            "every record is written or counted"
+        );
+        let rows = ledger.usage(UsageFilter::default()).expect("usage");
+        let requests: u64 = rows.iter().map(|r| r.requests).sum();
+        assert_eq!(requests, stats.written());
+    }
 }
