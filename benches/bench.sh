@@ -31,6 +31,7 @@
 #   MEASUREMENT=4 [2]   criterion measurement seconds per mode (compile: x2)
 #   SAMPLES=50 [20]     criterion samples per mode (compile: at most 10)
 #   FILTER=             criterion benchmark filter, e.g. e_pre_pooling_cow
+#   GUST_BENCH_COMPONENT=path.wasm  also time this component in by_component
 #   FUNCTIONS=12 [8]    functions deployed in-process (cold, then warm)
 #   REQUESTS=30 [20]    steady-state requests per function
 #   PROCESS_FUNCTIONS=4 [3]  functions served by a spawned `gust serve` (0: skip)
