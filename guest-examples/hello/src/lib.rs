@@ -1,8 +1,7 @@
-//! The smallest gust function: answers every request with a greeting.
+//! The smallest gust function: answers every request with a greeting. It
+//! takes no request, so gust-sdk reads none.
 
-use gust_sdk::Request;
-
-fn hello(_req: Request) -> &'static str {
+fn hello() -> &'static str {
     "Hello from gust!\n"
 }
 
