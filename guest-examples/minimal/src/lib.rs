@@ -16,7 +16,7 @@ impl wasi::exports::http::incoming_handler::Guest for Minimal {
         let Ok(body) = response.body() else { return };
         ResponseOutparam::set(out, Ok(response));
         if let Ok(stream) = body.write() {
-            // 17 bytes fit any write budget, so no `check-write` first.
+            // 17 bytes fit the host's first write budget: no `check-write`.
             let _ = stream.write(b"Hello from gust!\n");
         }
         let _ = OutgoingBody::finish(body, None);
