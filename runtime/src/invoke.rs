@@ -216,6 +216,11 @@ impl Function {
             sinks,
         });
 
+        // Whatever body type an embedder passes: an empty one never holds
+        // a connection, so it cannot keep an instance from being reused.
+        if http_body::Body::is_end_stream(request.body()) {
+            completion.request_body.ended.store(true, Ordering::Relaxed);
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         let request = match store
             .data_mut()
@@ -296,7 +301,7 @@ impl Function {
                 let answered = completion.status.load(Ordering::Relaxed) != 0;
                 let output = match (pool, proxy) {
                     (Some(pool), Some(proxy)) if outcome == Outcome::Ok && answered => {
-                        keep_warm(&pool, store, proxy, uses)
+                        keep_warm(&pool, store, proxy, uses, &completion.request_body)
                     }
                     _ => {
                         let output = (state.stdout.clone(), state.stderr.clone());
@@ -366,14 +371,18 @@ fn keep_warm(
     mut store: Store<HostState>,
     proxy: Proxy,
     uses: u32,
+    request_body: &BodyStatus,
 ) -> (GuestOutput, GuestOutput) {
     let state = store.data_mut();
     let output = (state.stdout.split_off(), state.stderr.split_off());
-    pool.give_back(Warm {
-        store,
-        proxy,
-        uses: uses + 1,
-    });
+    pool.give_back(
+        Warm {
+            store,
+            proxy,
+            uses: uses + 1,
+        },
+        || request_body.ended.load(Ordering::Relaxed),
+    );
     output
 }
 

@@ -60,9 +60,12 @@ impl WarmPool {
     }
 
     /// Keeps `warm` for a later request unless it has served its share,
-    /// holds too many host resources, or enough are idle already; otherwise
-    /// it is dropped (its slot freed).
-    pub(crate) fn give_back(&self, mut warm: Warm) {
+    /// holds too many host resources, still holds the request's body once
+    /// leaked requests are released (`body_ended` false: a body stream the
+    /// guest kept, which would pin the client's connection), or enough are
+    /// idle already; otherwise it is dropped (its slot freed, the body
+    /// drained).
+    pub(crate) fn give_back(&self, mut warm: Warm, body_ended: impl FnOnce() -> bool) {
         if warm.uses >= self.max_uses {
             return;
         }
@@ -72,6 +75,13 @@ impl WarmPool {
                 held,
                 uses = warm.uses,
                 "instance retired: it holds too many host resources"
+            );
+            return;
+        }
+        if !body_ended() {
+            tracing::debug!(
+                uses = warm.uses,
+                "instance retired: it still holds the request body"
             );
             return;
         }

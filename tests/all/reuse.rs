@@ -135,11 +135,12 @@ async fn concurrent_requests_share_the_idle_instances_safely() {
     }
 }
 
-/// A guest that leaks its request (or the body it consumed) keeps the
-/// request's body in the kept instance. gust drops such bodies when the instance goes idle (and drains
-/// them); otherwise a body larger than hyper buffers, never read nor
-/// dropped, would hold the client's keep-alive connection: hyper reads no
-/// next request before the body is done.
+/// A guest that leaks its request, the body it consumed, or that body's
+/// stream, keeps the request's body alive in its instance. gust ends the
+/// first two when the instance goes idle and retires an instance that
+/// still holds the third; otherwise a body larger than hyper buffers,
+/// never read nor dropped, would hold the client's keep-alive connection:
+/// hyper reads no next request before the body is done.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_instance_does_not_hold_a_leaked_request_body() {
     use std::time::Duration;
@@ -149,7 +150,14 @@ async fn a_kept_instance_does_not_hold_a_leaked_request_body() {
     let server = TestServer::start(MANIFEST).await;
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let body = vec![b'x'; 256 * 1024];
-    let paths = ["/leak", "/leak?consume", "/leak", "/leak?consume"];
+    let paths = [
+        "/leak",
+        "/leak?consume",
+        "/leak?stream",
+        "/leak",
+        "/leak?consume",
+        "/leak?stream",
+    ];
     for (i, path) in paths.into_iter().enumerate() {
         let mut request = format!(
             "POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {}\r\n\r\n",

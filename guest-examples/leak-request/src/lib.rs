@@ -1,8 +1,8 @@
 //! Hostile guest for instance reuse: never drops its incoming request, so
 //! the request's unread body stays in the instance's resource table after
 //! the response, as componentize-js's runtime leaves it. With `?consume` it
-//! takes the `incoming-body` first and leaks that too. A kept instance must
-//! not pin the client's connection with either.
+//! takes the `incoming-body` first and leaks that too, with `?stream` also
+//! the body's stream. None of them may pin the client's connection.
 
 use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
@@ -10,8 +10,14 @@ struct LeakRequest;
 
 impl wasi::exports::http::incoming_handler::Guest for LeakRequest {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        if request.path_with_query().is_some_and(|p| p.ends_with("?consume")) {
+        let query = request.path_with_query().unwrap_or_default();
+        if query.ends_with("?consume") || query.ends_with("?stream") {
             if let Ok(body) = request.consume() {
+                if query.ends_with("?stream")
+                    && let Ok(stream) = body.stream()
+                {
+                    std::mem::forget(stream);
+                }
                 std::mem::forget(body);
             }
         }

@@ -25,6 +25,9 @@ pub(crate) struct BodyStatus {
     pub(crate) timed_out: AtomicBool,
     /// The connection ended before the body did.
     pub(crate) client_gone: AtomicBool,
+    /// The body no longer holds the connection: it was empty from the
+    /// start, was read to its end, or was let go (and is being drained).
+    pub(crate) ended: AtomicBool,
 }
 
 impl BodyStatus {
@@ -76,6 +79,9 @@ impl LimitedBody {
         io: Arc<IoMeter>,
     ) -> (Self, Arc<BodyStatus>) {
         let status = Arc::new(BodyStatus::default());
+        if inner.is_end_stream() {
+            status.ended.store(true, Ordering::Relaxed);
+        }
         let body = LimitedBody {
             inner: Some(inner),
             io,
@@ -123,7 +129,10 @@ impl Body for LimitedBody {
                 }
                 Poll::Ready(Some(Err(Error::Hyper(e))))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.status.ended.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 let deadline = this.deadline;
                 let timer = this
@@ -151,6 +160,7 @@ impl Body for LimitedBody {
 
 impl Drop for LimitedBody {
     fn drop(&mut self) {
+        self.status.ended.store(true, Ordering::Relaxed);
         let Some(inner) = self.inner.take() else {
             return;
         };
