@@ -209,8 +209,9 @@ impl HostState {
     /// (the StarlingMonkey runtime of componentize-js leaks one per request)
     /// must not pin the client's request body, and with it the connection.
     /// A guest that touches them again finds the body consumed or empty.
-    /// (A body stream the guest took and kept stays; gust cannot tell it
-    /// from other input streams.)
+    /// (A body stream the guest took and kept stays, as gust cannot tell it
+    /// from other input streams; `WarmPool::give_back` retires such an
+    /// instance.)
     pub(crate) fn release_between_requests(&mut self) -> usize {
         let mut held = 0;
         for entry in self.table.iter_mut() {
