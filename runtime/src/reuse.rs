@@ -12,7 +12,9 @@
 //! cancellation discards it, and so does holding more than
 //! [`MAX_IDLE_RESOURCES`] host resources between requests: handles a guest
 //! leaks (componentize-js's runtime leaks its incoming request every time)
-//! would otherwise pile up for as long as the instance lives. The idle list
+//! would otherwise pile up for as long as the instance lives. So does still
+//! holding the request's body once leaked requests are released (a body
+//! stream the guest kept), which would pin the client's connection. The idle list
 //! holds at most the function's `concurrency` instances, each keeping its
 //! pooling-allocator slot.
 
