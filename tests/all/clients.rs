@@ -900,20 +900,53 @@ async fn assert_healthy_after(
     );
 }
 
+/// A server, health checks against it, and one HTTP/2 attacker connection.
+struct Attack {
+    server: TestServer,
+    attacking: Arc<AtomicBool>,
+    health: tokio::task::JoinHandle<Health>,
+    client: h2::client::SendRequest<Bytes>,
+    connection: tokio::task::JoinHandle<Result<(), h2::Error>>,
+    started: Instant,
+}
+
+impl Attack {
+    async fn start() -> Attack {
+        let server = TestServer::start(&manifest("")).await;
+        let attacking = Arc::new(AtomicBool::new(true));
+        let health = health_checks(server.addr, attacking.clone());
+        let (client, connection) = h2_attacker(server.addr).await;
+        Attack {
+            server,
+            attacking,
+            health,
+            client,
+            connection,
+            started: Instant::now(),
+        }
+    }
+
+    /// Ends the attack after `opened` streams: waits up to `wait` for the
+    /// server to end the connection, lets the invocations settle, stops the
+    /// health checks and asserts the server stayed healthy.
+    async fn finish(mut self, label: &str, opened: usize, wait: Duration) {
+        report_connection_end(label, &mut self.connection, wait).await;
+        drop(self.client);
+        let spins = settled_spins(&self.server).await;
+        self.attacking.store(false, Ordering::Relaxed);
+        let health = self.health.await.unwrap();
+        assert_healthy_after(label, self.server.addr, &health, &spins, opened).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_reset_leaves_the_server_healthy() {
     const STREAMS: usize = 5000;
-    let server = TestServer::start(&manifest("")).await;
-    let addr = server.addr;
-    let attacking = Arc::new(AtomicBool::new(true));
-    let health = health_checks(addr, attacking.clone());
-
-    let (mut client, mut connection) = h2_attacker(addr).await;
-    let started = Instant::now();
+    let mut attack = Attack::start().await;
     let mut opened = 0;
     let mut stopped_by = None;
-    while opened < STREAMS && started.elapsed() < Duration::from_secs(10) {
-        match open_spin(&mut client).await {
+    while opened < STREAMS && attack.started.elapsed() < Duration::from_secs(10) {
+        match open_spin(&mut attack.client).await {
             Ok((response, mut stream)) => {
                 stream.send_reset(h2::Reason::CANCEL);
                 drop(response);
@@ -928,16 +961,12 @@ async fn http2_rapid_reset_leaves_the_server_healthy() {
     }
     eprintln!(
         "rapid reset: {opened} streams opened and reset in {:?}; stopped by: {}",
-        started.elapsed(),
+        attack.started.elapsed(),
         stopped_by.as_deref().unwrap_or("(nothing, all sent)")
     );
-    report_connection_end("rapid reset", &mut connection, Duration::from_secs(3)).await;
-    drop(client);
-
-    let spins = settled_spins(&server).await;
-    attacking.store(false, Ordering::Relaxed);
-    let health = health.await.unwrap();
-    assert_healthy_after("rapid reset", addr, &health, &spins, opened).await;
+    attack
+        .finish("rapid reset", opened, Duration::from_secs(3))
+        .await;
 }
 
 /// Rapid reset paced so that the server has accepted each stream (and
@@ -946,20 +975,14 @@ async fn http2_rapid_reset_leaves_the_server_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
     const BATCH: usize = 50;
-    let server = TestServer::start(&manifest("")).await;
-    let addr = server.addr;
-    let attacking = Arc::new(AtomicBool::new(true));
-    let health = health_checks(addr, attacking.clone());
-
-    let (mut client, mut connection) = h2_attacker(addr).await;
-    let started = Instant::now();
+    let mut attack = Attack::start().await;
     let mut opened = 0;
     let mut batches = 0;
     let mut stopped_by = None;
-    'attack: while started.elapsed() < Duration::from_secs(6) {
+    'attack: while attack.started.elapsed() < Duration::from_secs(6) {
         let mut streams = Vec::with_capacity(BATCH);
         for _ in 0..BATCH {
-            match open_spin(&mut client).await {
+            match open_spin(&mut attack.client).await {
                 Ok(stream) => streams.push(stream),
                 Err(why) => {
                     stopped_by = Some(why);
@@ -978,21 +1001,12 @@ async fn http2_rapid_reset_of_accepted_streams_leaves_the_server_healthy() {
     }
     eprintln!(
         "paced rapid reset: {opened} streams in {batches} batches of {BATCH} in {:?}; stopped by: {}",
-        started.elapsed(),
+        attack.started.elapsed(),
         stopped_by.as_deref().unwrap_or("(nothing, time up)")
     );
-    report_connection_end(
-        "paced rapid reset",
-        &mut connection,
-        Duration::from_millis(500),
-    )
-    .await;
-    drop(client);
-
-    let spins = settled_spins(&server).await;
-    attacking.store(false, Ordering::Relaxed);
-    let health = health.await.unwrap();
-    assert_healthy_after("paced rapid reset", addr, &health, &spins, opened).await;
+    attack
+        .finish("paced rapid reset", opened, Duration::from_millis(500))
+        .await;
 }
 
 // 7. Thousands of idle connections.
