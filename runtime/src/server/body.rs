@@ -26,7 +26,8 @@ pub(crate) struct BodyStatus {
     /// The connection ended before the body did.
     pub(crate) client_gone: AtomicBool,
     /// The body no longer holds the connection: it was empty from the
-    /// start, was read to its end, or was let go (and is being drained).
+    /// start (set by `invoke`, for any body type), was read to its end, or
+    /// was let go (and is being drained).
     pub(crate) ended: AtomicBool,
 }
 
@@ -79,9 +80,6 @@ impl LimitedBody {
         io: Arc<IoMeter>,
     ) -> (Self, Arc<BodyStatus>) {
         let status = Arc::new(BodyStatus::default());
-        if inner.is_end_stream() {
-            status.ended.store(true, Ordering::Relaxed);
-        }
         let body = LimitedBody {
             inner: Some(inner),
             io,
