@@ -265,6 +265,10 @@ fn criterion(dir: &Path, groups: &[String], out_dir: &Path, stamp: &str) -> anyh
                 color: Palette99::pick(i).to_rgba(),
             })
             .collect();
+        if categories.is_empty() {
+            // Skipped above: this run has no results for the group.
+            continue;
+        }
         let markers: Vec<(f64, String)> =
             if group == "instantiate_and_handle" || group == "by_component" {
                 vec![(20.0, "target: 20 µs".to_owned())]
@@ -552,5 +556,60 @@ fn main() -> anyhow::Result<()> {
                 &out_dir,
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A criterion result directory holding one benchmark of `group`.
+    fn fake_criterion(dir: &Path, group: &str, mode: &str) {
+        let new = dir.join(group).join(mode).join("new");
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::write(
+            new.join("sample.json"),
+            r#"{"iters": [10, 20, 30], "times": [300, 500, 1000]}"#,
+        )
+        .unwrap();
+        let estimate = r#"{"point_estimate": 25.0, "confidence_interval": {"lower_bound": 20.0, "upper_bound": 30.0}}"#;
+        std::fs::write(
+            new.join("estimates.json"),
+            format!(r#"{{"median": {estimate}, "mean": {estimate}}}"#),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn groups_a_filtered_run_skipped_are_left_out_and_none_at_all_is_an_error() {
+        let criterion_dir = tempfile::tempdir().unwrap();
+        let out = tempfile::tempdir().unwrap();
+        fake_criterion(criterion_dir.path(), "by_component", "hello");
+        let groups = |names: &[&str]| names.iter().map(|g| (*g).to_owned()).collect::<Vec<_>>();
+
+        criterion(
+            criterion_dir.path(),
+            &groups(&["instantiate", "by_component"]),
+            out.path(),
+            "t",
+        )
+        .unwrap();
+        let csv = std::fs::read_to_string(out.path().join("criterion-t.csv")).unwrap();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        assert_eq!(rows.len(), 3, "{csv}");
+        assert!(
+            rows.iter().all(|r| r.starts_with("by_component,hello,")),
+            "{csv}"
+        );
+        assert!(out.path().join("criterion-by_component-t.svg").is_file());
+
+        let err = criterion(
+            criterion_dir.path(),
+            &groups(&["instantiate"]),
+            out.path(),
+            "u",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no criterion results"), "{err}");
     }
 }
