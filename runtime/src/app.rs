@@ -154,7 +154,7 @@ impl App {
     pub fn load(engine: &GustEngine, spec: AppSpec) -> anyhow::Result<App> {
         let started = Instant::now();
         let linker = engine.linker()?;
-        let cache = CompileCache::new(engine.engine(), &spec.cache)?;
+        let cache = CompileCache::new(engine.engine(), &spec.cache);
         tracing::info!(
             functions = spec.functions.len(),
             cache = ?spec.cache.dir(),

@@ -108,7 +108,7 @@ impl CompileCache {
     /// directory that cannot be created (a path through a file, no
     /// permission) leaves the cache off with a warning: like a full or
     /// read-only cache, it costs compile time, not service.
-    pub fn new(engine: &Engine, location: &CacheLocation) -> anyhow::Result<CompileCache> {
+    pub fn new(engine: &Engine, location: &CacheLocation) -> CompileCache {
         let dir = location
             .dir()
             .filter(|dir| match std::fs::create_dir_all(dir) {
@@ -124,11 +124,11 @@ impl CompileCache {
             });
         let mut hasher = ShaHasher(Sha256::new());
         std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut hasher);
-        Ok(CompileCache {
+        CompileCache {
             dir,
             engine_hash: hasher.0.finalize().into(),
             stats: CacheStats::default(),
-        })
+        }
     }
 
     /// The cache's counters.

@@ -552,7 +552,7 @@ fn breakdown(
     let read_ms = ms(started.elapsed());
 
     let started = Instant::now();
-    let cache = CompileCache::new(engine, &CacheLocation::Dir(cache_dir.to_path_buf()))?;
+    let cache = CompileCache::new(engine, &CacheLocation::Dir(cache_dir.to_path_buf()));
     let key = cache.key(&bytes);
     let key_ms = ms(started.elapsed());
 
@@ -810,7 +810,7 @@ fn main() -> anyhow::Result<()> {
     // any further ones first.
     let mut steps = Vec::new();
     if args.breakdown > 0 {
-        let cache = CompileCache::new(engine.engine(), &CacheLocation::Dir(cache_dir.clone()))?;
+        let cache = CompileCache::new(engine.engine(), &CacheLocation::Dir(cache_dir.clone()));
         for wasm in wasms.iter().take(args.breakdown).skip(args.functions) {
             cache.load(engine.engine(), &std::fs::read(wasm)?)?;
         }
