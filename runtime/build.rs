@@ -29,6 +29,13 @@ const EXAMPLES: &[&str] = &[
     "minimal",
     "error-code",
     "leak-request",
+    "p3-hello",
+    "p3-echo",
+    "p3-trap",
+    "p3-spin",
+    "p3-sleep",
+    "p3-post-return",
+    "spin-hello",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are
@@ -72,6 +79,9 @@ fn main() {
         Some(cargo) if !rustup => cargo,
         _ => "cargo".into(),
     };
+    if rustup {
+        ensure_guest_target(&examples);
+    }
     let status = Command::new(cargo)
         .args([
             "build",
@@ -129,6 +139,42 @@ fn main() {
     )
     .unwrap();
     std::fs::write(&generated, code).expect("writing examples.rs");
+}
+
+/// Installs what `rust-toolchain.toml` pins (toolchain, `wasm32-wasip2`,
+/// components) when the guests' toolchain lacks the target: rustup's
+/// auto-install may be off (`RUSTUP_AUTO_INSTALL=0`), and a missing target
+/// would otherwise fail the guest build with "can't find crate for `core`".
+fn ensure_guest_target(examples: &Path) {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .current_dir(examples)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let installed = sysroot
+        .as_deref()
+        .is_some_and(|root| root.join("lib/rustlib/wasm32-wasip2").is_dir());
+    if installed {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the pinned toolchain's wasm32-wasip2 target (rustup toolchain install)"
+    );
+    let status = Command::new("rustup")
+        .args(["toolchain", "install"])
+        .current_dir(examples)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        other => println!(
+            "cargo:warning=`rustup toolchain install` failed ({other:?}); install the target by hand: `rustup target add wasm32-wasip2`"
+        ),
+    }
 }
 
 /// Reruns the build script when anything under `dir` changes, except build

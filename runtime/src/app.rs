@@ -193,6 +193,9 @@ impl App {
                 Function::new(engine, linker, &spec.name, f, &component)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        for function in &functions {
+            tracing::debug!(function = %function.id(), wasi_http = function.kind().as_str(), "function ready");
+        }
 
         let stats = cache.stats();
         let report = LoadReport {
@@ -210,6 +213,10 @@ impl App {
             compiled = report.compiled,
             rebuilt = report.rebuilt,
             routes = spec.router.routes().len(),
+            p3 = functions
+                .iter()
+                .filter(|f| f.kind() == crate::call::Kind::P3)
+                .count(),
             pooling = engine.is_pooling(),
             elapsed_ms = report.elapsed.as_millis() as u64,
             "app loaded"

@@ -38,6 +38,7 @@ fn pagemap_scan_supported() -> bool {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     fuel: bool,
+    concurrency: bool,
     pooling: bool,
     keep_resident: Option<usize>,
     max_instances: u32,
@@ -53,6 +54,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             fuel: true,
+            concurrency: true,
             pooling: true,
             keep_resident: None,
             max_instances: 1000,
@@ -73,6 +75,15 @@ impl EngineConfig {
     /// are).
     pub fn fuel(mut self, on: bool) -> Self {
         self.fuel = on;
+        self
+    }
+
+    /// Support the component model's async ABI, which WASIp3 components
+    /// (`wasi:http/handler@0.3`) need. Default: `true`. Off, p3 components
+    /// fail to load and p2 calls skip wasmtime's concurrency bookkeeping
+    /// (for measuring what it costs them; see the benches README).
+    pub fn concurrency(mut self, on: bool) -> Self {
+        self.concurrency = on;
         self
     }
 
@@ -181,6 +192,8 @@ impl EngineConfig {
             .epoch_interruption(true)
             .memory_init_cow(true)
             .wasm_component_model(true)
+            .concurrency_support(self.concurrency)
+            .wasm_component_model_async(self.concurrency)
             .max_wasm_stack(self.max_wasm_stack)
             // Host calls run on the same stack, after the guest's frames.
             .async_stack_size(self.max_wasm_stack + (1 << 20));

@@ -1,5 +1,5 @@
 //! A loaded function: its compiled component linked against the host and
-//! type-checked as a `wasi:http/proxy` (a `ProxyPre`), with its limits,
+//! type-checked as a `wasi:http` handler, p2 or p3 (see `call`), with its limits,
 //! prices and quota. Compiling happens in [`crate::app`] (through the
 //! cache); invoking, in `invoke`, which does no compiling, linking or
 //! type-checking.
@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use wasmtime::component::{Component, Linker};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::admission::Admission;
 use crate::billing::Prices;
+use crate::call::Kind;
 use crate::engine::GustEngine;
 use crate::gate::Gate;
 use crate::host::HostState;
@@ -26,7 +27,8 @@ pub struct Function {
     pub(crate) limits: Limits,
     pub(crate) prices: Arc<Prices>,
     pub(crate) quota: Option<Arc<Quota>>,
-    pub(crate) pre: ProxyPre<HostState>,
+    /// Shared with the invocation tasks.
+    pub(crate) pre: Arc<ProxyPre<HostState>>,
     pub(crate) admission: Admission,
     /// The engine's turns of executing guests.
     pub(crate) gate: Arc<Gate>,
@@ -40,7 +42,8 @@ pub struct Function {
 
 impl Function {
     /// Pre-instantiates a function from its compiled component: links it
-    /// against the host and type-checks it as a `wasi:http/proxy`.
+    /// against the host and type-checks it as a `wasi:http` handler (p3 if
+    /// it exports `wasi:http/handler@0.3`, else p2).
     pub fn new(
         engine: &GustEngine,
         linker: &Linker<HostState>,
@@ -52,12 +55,9 @@ impl Function {
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("linking `{}` against the host", spec.id))?;
-        let pre = ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| {
-            format!(
-                "`{}` is not a wasi:http/proxy component (it must export wasi:http/incoming-handler@0.2.x)",
-                spec.id
-            )
-        })?;
+        let pre = Kind::of(pre)
+            .map(Arc::new)
+            .with_context(|| format!("`{}` is not a wasi:http component", spec.id))?;
         Ok(Function {
             id: spec.id.clone(),
             app: app.clone(),
@@ -76,6 +76,11 @@ impl Function {
     /// The function's id.
     pub fn id(&self) -> &FunctionId {
         &self.id
+    }
+
+    /// Which `wasi:http` the function's component exports.
+    pub fn kind(&self) -> Kind {
+        Kind::of_pre(&self.pre)
     }
 
     /// The function's limits.

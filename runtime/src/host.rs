@@ -24,8 +24,6 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
     pub(crate) io: Arc<IoMeter>,
-    /// Host fuel already taken from the store's fuel (see `function`).
-    pub(crate) host_fuel_deducted: u64,
     /// Epoch ticks the guest has run since it last yielded.
     pub(crate) ticks_run: u32,
     hooks: DenyOutbound,
@@ -181,7 +179,6 @@ impl HostState {
             table,
             limiter: StoreLimiter::new(limits),
             io,
-            host_fuel_deducted: 0,
             ticks_run: 0,
             hooks: DenyOutbound,
             stdout,
@@ -192,11 +189,10 @@ impl HostState {
 
 impl HostState {
     /// Readies a reused store for its next request: that request's byte
-    /// counts, nothing deducted yet, no refusal; the peak starts at the
-    /// memory the instance already holds.
+    /// counts, no refusal; the peak starts at the memory the instance
+    /// already holds.
     pub(crate) fn begin(&mut self, io: Arc<IoMeter>) {
         self.io = io;
-        self.host_fuel_deducted = 0;
         self.ticks_run = 0;
         self.limiter.peak = self.limiter.total;
         self.limiter.refused = None;
@@ -214,7 +210,7 @@ impl HostState {
     /// instance.)
     pub(crate) fn release_between_requests(&mut self) -> usize {
         let mut held = 0;
-        for entry in self.table.iter_mut() {
+        for (_, entry) in self.table.iter_mut() {
             held += 1;
             if let Some(request) = entry.downcast_mut::<HostIncomingRequest>() {
                 request.body = None;
@@ -251,10 +247,15 @@ impl WasiHttpView for HostState {
 
 /// The linker every function is pre-instantiated against: the interfaces of
 /// `wasi:http/proxy` (plus the rest of `wasi:cli` so components built for a
-/// command-style world still link).
+/// command-style world still link), and their WASIp3 versions: `wasi:http`
+/// types and client, clocks, random and cli, as `wasmtime serve` links them.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi::p3::clocks::add_to_linker(&mut linker)?;
+    wasmtime_wasi::p3::random::add_to_linker(&mut linker)?;
+    wasmtime_wasi::p3::cli::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -20,14 +20,13 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use tokio::sync::Notify;
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
-use wasmtime_wasi_http::WasiHttpView as _;
-use wasmtime_wasi_http::p2::bindings::Proxy;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime::{AsContext as _, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::handler::Proxy;
 
 use crate::admission::Refused;
 use crate::billing::{Prices, Usage};
+use crate::call::{Call, Kind};
 use crate::function::Function;
 use crate::gate;
 use crate::host::{HostState, IoMeter};
@@ -56,9 +55,9 @@ pub(crate) struct RequestInfo {
 /// The result of an invocation, as the request path sees it.
 pub(crate) enum Invoked {
     /// The guest sent a response head; its body may still be streaming.
-    Response(hyper::Response<HyperOutgoingBody>),
+    Response(hyper::Response<WasiBody>),
     /// The guest answered the request with an error code instead.
-    GuestError(ErrorCode),
+    GuestError(String),
     /// The request cannot be expressed as a `wasi:http` request (e.g. it
     /// has no authority).
     BadRequest(String),
@@ -127,8 +126,10 @@ impl Function {
                 (store, Some(proxy), uses)
             }
             None => {
-                let mut store =
-                    Store::new(self.pre.engine(), HostState::new(io.clone(), &self.limits));
+                let mut store = Store::new(
+                    Kind::engine(&self.pre),
+                    HostState::new(io.clone(), &self.limits),
+                );
                 store.limiter(|state| &mut state.limiter);
                 // The guest's own handle tables, next to the host's resource
                 // table (capped in `HostState::new`).
@@ -149,19 +150,14 @@ impl Function {
             if Instant::now() >= deadline {
                 return Err(wasmtime::Error::new(DeadlineExceeded));
             }
-            // Host work (body bytes moved) is paid from the same fuel.
-            let owed = cx
-                .data()
-                .io
-                .host_fuel()
-                .saturating_sub(cx.data().host_fuel_deducted);
-            if metering && owed > 0 {
-                let fuel = cx.get_fuel()?;
-                if fuel < owed {
+            // Host work (body bytes moved) is paid from the same budget: the
+            // store's fuel counts Wasm alone, so the invocation is out of
+            // fuel once Wasm fuel used plus host fuel owed passes the budget.
+            if metering {
+                let owed = cx.data().io.host_fuel();
+                if owed > 0 && owed > cx.as_context().get_fuel()? {
                     return Err(wasmtime::Error::new(Trap::OutOfFuel));
                 }
-                cx.set_fuel(fuel - owed)?;
-                cx.data_mut().host_fuel_deducted += owed;
             }
             // Yield once per slice so a busy guest cannot starve others on
             // its worker thread, but let a request that needs a few ms of
@@ -222,34 +218,18 @@ impl Function {
             completion.request_body.ended.store(true, Ordering::Relaxed);
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let request = match store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)
-        {
-            Ok(request) => request,
-            Err(e) => return Invoked::BadRequest(e.to_string()),
-        };
         let seen = completion.clone();
-        let out = store
-            .data_mut()
-            .http()
-            .new_response_outparam_from_callback(move |response| {
-                let code = match &response {
-                    Ok(response) => response.status().as_u16(),
-                    Err(_) => 500,
-                };
-                seen.status.store(code, Ordering::Relaxed);
-                let _ = tx.send(response);
-            });
-        let out = match out {
-            Ok(out) => out,
-            Err(e) => {
-                return Invoked::Failed {
-                    outcome: Outcome::Trap,
-                    detail: format!("creating the response: {e}"),
-                };
-            }
+        let respond = Box::new(move |answer: crate::call::Answer| {
+            let code = match &answer {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 500,
+            };
+            seen.status.store(code, Ordering::Relaxed);
+            let _ = tx.send(answer);
+        });
+        let call = match Call::new(Kind::of_pre(&self.pre), &mut store, request, respond) {
+            Ok(call) => call,
+            Err(e) => return Invoked::BadRequest(e),
         };
 
         let pre = self.pre.clone();
@@ -264,10 +244,7 @@ impl Function {
                         Some(proxy) => proxy,
                         None => pre.instantiate_async(&mut store).await?,
                     };
-                    proxy
-                        .wasi_http_incoming_handler()
-                        .call_handle(&mut store, request, out)
-                        .await?;
+                    call.run(&mut store, &proxy).await?;
                     wasmtime::Result::Ok(proxy)
                 };
                 let result = tokio::select! {
@@ -276,10 +253,7 @@ impl Function {
                 };
                 let state = store.data();
                 let wasm_fuel = if metering {
-                    let fuel_left = store.get_fuel().unwrap_or(0);
-                    budget
-                        .saturating_sub(fuel_left)
-                        .saturating_sub(state.host_fuel_deducted)
+                    budget.saturating_sub(store.get_fuel().unwrap_or(0))
                 } else {
                     0
                 };
@@ -509,7 +483,7 @@ impl Drop for Completion {
 /// The guest's response body on its way to the client: counts bytes and
 /// notices whether it was sent to the end.
 struct MeteredBody {
-    inner: HyperOutgoingBody,
+    inner: WasiBody,
     completion: Arc<Completion>,
     sent: u64,
     /// The declared `content-length`: hyper stops polling once it is sent.
@@ -553,6 +527,9 @@ impl Body for MeteredBody {
                     if self.expected.is_some_and(|expected| self.sent >= expected) {
                         self.completion.body_finished.store(true, Ordering::Relaxed);
                     }
+                } else if frame.is_trailers() {
+                    // Trailers are the last frame: hyper polls no further.
+                    self.completion.body_finished.store(true, Ordering::Relaxed);
                 }
             }
             Poll::Ready(None) => {

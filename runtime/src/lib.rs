@@ -34,6 +34,7 @@ pub mod app;
 pub mod billing;
 pub mod cache;
 mod calibrate;
+mod call;
 pub mod cli;
 mod dirs;
 pub mod engine;
@@ -53,6 +54,7 @@ pub mod router;
 pub mod server;
 
 pub use app::App;
+pub use call::Kind;
 pub use engine::{EngineConfig, GustEngine};
 pub use function::Function;
 pub use host::HostState;

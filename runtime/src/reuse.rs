@@ -21,7 +21,7 @@
 use std::sync::Mutex;
 
 use wasmtime::Store;
-use wasmtime_wasi_http::p2::bindings::Proxy;
+use wasmtime_wasi_http::handler::Proxy;
 
 use crate::host::HostState;
 use crate::manifest::Limits;

@@ -134,6 +134,18 @@ fn serve_a_single_component_on_every_path() {
 }
 
 #[test]
+fn serve_a_single_wasip3_component() {
+    // Built with the Spin Rust SDK 7, as for Spin 4, and not changed.
+    let server = Serving::start(&[gust_runtime::examples::SPIN_HELLO_PATH]);
+    let (status, body) = get(server.addr, "/from/spin");
+    assert_eq!(status, 200);
+    assert_eq!(body, "Hello from a Spin SDK 7 component at /from/spin!\n");
+    let (exited_cleanly, log) = server.terminate();
+    assert!(exited_cleanly, "{log}");
+    assert!(log.contains("outcome=ok"), "no usage record logged: {log}");
+}
+
+#[test]
 fn an_unusable_cache_dir_costs_compile_time_not_service() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");

@@ -43,5 +43,9 @@ fn a_component_that_is_not_a_proxy_is_rejected() {
     let spec = gust_runtime::AppSpec::single_component(&dir.path().join("empty.wasm")).unwrap();
     let err = App::load(engine(), spec).err().expect("must not load");
     let err = format!("{err:#}");
-    assert!(err.contains("is not a wasi:http/proxy component"), "{err}");
+    assert!(err.contains("is not a wasi:http component"), "{err}");
+    assert!(
+        err.contains("neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x"),
+        "{err}"
+    );
 }

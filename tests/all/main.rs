@@ -15,6 +15,7 @@ mod hostile;
 mod limits;
 mod loading;
 mod outbound;
+mod p3;
 mod raw;
 mod reuse;
 mod routing;

@@ -20,7 +20,12 @@ fn fetch(req: Request) -> (http::StatusCode, String) {
     let _ = outgoing.set_scheme(Some(&Scheme::Http));
     let _ = outgoing.set_authority(uri.authority().map(|a| a.as_str()));
     let _ = outgoing.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
-    let failed = |e: String| (http::StatusCode::BAD_GATEWAY, format!("outbound request failed: {e}\n"));
+    let failed = |e: String| {
+        (
+            http::StatusCode::BAD_GATEWAY,
+            format!("outbound request failed: {e}\n"),
+        )
+    };
     match outgoing_handler::handle(outgoing, None) {
         Err(code) => failed(format!("{code:?}")),
         Ok(future) => {

@@ -4,7 +4,9 @@
 //! takes the `incoming-body` first and leaks that too, with `?stream` also
 //! the body's stream. None of them may pin the client's connection.
 
-use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 struct LeakRequest;
 

@@ -6,7 +6,9 @@
 //! `by_component` group): what one invocation costs in wasmtime when the
 //! guest makes the fewest host calls a response needs.
 
-use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasi::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 struct Minimal;
 

@@ -19,13 +19,12 @@ impl wasi::exports::http::incoming_handler::Guest for Raw {
         let path = request.path_with_query().unwrap_or_default();
         let message = format!("raw wasi:http component saw {method} {path}\n");
 
-        let headers = Fields::from_list(&[(
-            "content-type".to_owned(),
-            b"text/plain".to_vec(),
-        )])
-        .expect("static header is valid");
+        let headers = Fields::from_list(&[("content-type".to_owned(), b"text/plain".to_vec())])
+            .expect("static header is valid");
         let response = OutgoingResponse::new(headers);
-        response.set_status_code(200).expect("200 is a valid status");
+        response
+            .set_status_code(200)
+            .expect("200 is a valid status");
         let body = response.body().expect("body is taken once");
         ResponseOutparam::set(out, Ok(response));
         {

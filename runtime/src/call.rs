@@ -1,0 +1,188 @@
+//! Calling a function's HTTP handler in a store, whichever `wasi:http` it
+//! exports: `wasi:http/incoming-handler@0.2.x` (WASIp2) or
+//! `wasi:http/handler@0.3.x` (WASIp3, which wasmtime documents as
+//! experimental). The kind is found per component at load time
+//! ([`Kind::of`]); everything around the call (fuel, deadline, gate,
+//! limits, the usage record) is the same for both and lives in `invoke`.
+//!
+//! A p2 guest answers through a `response-outparam`; a p3 guest returns
+//! its response from an async export and may keep running afterwards
+//! (streaming the body, post-return work) inside the store's event loop,
+//! which [`Call::run`] keeps driving until the guest has no task left.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http_body::Body;
+use http_body_util::BodyExt as _;
+use wasmtime::Store;
+use wasmtime::component::{InstancePre, Resource};
+use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::bindings::ProxyPre as P2Pre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
+use wasmtime_wasi_http::p3::bindings::ServicePre as P3Pre;
+use wasmtime_wasi_http::{WasiBody, WasiHttpView};
+
+use crate::host::HostState;
+
+/// What a guest answered: a response head (its body may still be
+/// streaming), or an error code instead of a response.
+pub(crate) type Answer = Result<hyper::Response<WasiBody>, String>;
+
+/// Receives the guest's answer, at most once.
+pub(crate) type Respond = Box<dyn FnOnce(Answer) + Send + Sync>;
+
+/// Which `wasi:http` a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `wasi:http/incoming-handler@0.2.x`.
+    P2,
+    /// `wasi:http/handler@0.3.x` (experimental in wasmtime).
+    P3,
+}
+
+impl Kind {
+    /// Type-checks a linked component as a p3 service, else as a p2 proxy.
+    pub(crate) fn of(pre: InstancePre<HostState>) -> anyhow::Result<ProxyPre<HostState>> {
+        if let Ok(p3) = P3Pre::new(pre.clone()) {
+            return Ok(ProxyPre::P3(p3));
+        }
+        P2Pre::new(pre).map(ProxyPre::P2).map_err(|e| {
+            anyhow::anyhow!(
+                "it exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x: {e}"
+            )
+        })
+    }
+
+    /// The kind of a pre-instantiated component.
+    pub(crate) fn of_pre(pre: &ProxyPre<HostState>) -> Kind {
+        match pre {
+            ProxyPre::P2(_) => Kind::P2,
+            ProxyPre::P3(_) => Kind::P3,
+        }
+    }
+
+    /// The engine a pre-instantiated component belongs to.
+    pub(crate) fn engine(pre: &ProxyPre<HostState>) -> &wasmtime::Engine {
+        match pre {
+            ProxyPre::P2(pre) => pre.engine(),
+            ProxyPre::P3(pre) => pre.engine(),
+        }
+    }
+
+    /// How logs and docs name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::P2 => "wasi:http@0.2",
+            Kind::P3 => "wasi:http@0.3",
+        }
+    }
+}
+
+/// The p3 request's body I/O: finishes when the body has been handed to
+/// the guest, or fails with why it could not be.
+type RequestIo = Pin<Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>>;
+
+/// One request, put into a store for the guest and ready to run.
+pub(crate) enum Call {
+    P2 {
+        request: Resource<HostIncomingRequest>,
+        out: Resource<HostResponseOutparam>,
+    },
+    P3 {
+        request: wasmtime_wasi_http::p3::Request,
+        io: RequestIo,
+        respond: Respond,
+    },
+}
+
+impl Call {
+    /// Puts `request` into `store` for a guest of `kind`; `respond` gets
+    /// the guest's answer once it has one. An `Err` is a request that
+    /// cannot be given to a guest (a p2 request without an authority).
+    pub(crate) fn new<B>(
+        kind: Kind,
+        store: &mut Store<HostState>,
+        request: hyper::Request<B>,
+        respond: Respond,
+    ) -> Result<Call, String>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let mut http = store.data_mut().http();
+        match kind {
+            Kind::P2 => {
+                let request = http
+                    .new_incoming_request(Scheme::Http, request)
+                    .map_err(|e| e.to_string())?;
+                let out = http
+                    .new_response_outparam_from_callback(move |response| {
+                        respond(response.map_err(|code| format!("{code:?}")));
+                    })
+                    .map_err(|e| format!("creating the response: {e}"))?;
+                Ok(Call::P2 { request, out })
+            }
+            Kind::P3 => {
+                let request = request.map(|body| body.map_err(Into::into).boxed_unsync());
+                let (request, io) = wasmtime_wasi_http::p3::Request::from_http(http.hooks, request);
+                Ok(Call::P3 {
+                    request,
+                    io: Box::pin(io),
+                    respond,
+                })
+            }
+        }
+    }
+
+    /// Runs the guest's handler until the guest is done: for p2 until the
+    /// export returns, for p3 until the guest has no task left (its
+    /// response body written, its post-return work finished).
+    pub(crate) async fn run(
+        self,
+        store: &mut Store<HostState>,
+        proxy: &Proxy,
+    ) -> wasmtime::Result<()> {
+        match (self, proxy) {
+            (Call::P2 { request, out }, Proxy::P2(proxy)) => {
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(store, request, out)
+                    .await
+            }
+            (
+                Call::P3 {
+                    request,
+                    io,
+                    respond,
+                },
+                Proxy::P3(service),
+            ) => {
+                store
+                    .run_concurrent(async |accessor| {
+                        match service.handle(accessor, request).await? {
+                            Ok(response) => {
+                                let response = accessor.with(|mut store| {
+                                    response.into_http_with_getter(
+                                        &mut store,
+                                        io,
+                                        <HostState as WasiHttpView>::http,
+                                    )
+                                })?;
+                                respond(Ok(response));
+                            }
+                            Err(code) => respond(Err(format!("{code:?}"))),
+                        }
+                        std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                        wasmtime::Result::Ok(())
+                    })
+                    .await?
+            }
+            _ => Err(wasmtime::format_err!(
+                "a request prepared for one wasi:http version was given to the other"
+            )),
+        }
+    }
+}
