@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use gust_benches::{Bench, HELLO_BODY, Mode};
+use gust_runtime::Kind;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -66,8 +67,8 @@ fn benches(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("by_component");
     configure(&mut group, Mode::PrePooling);
-    for (name, bytes, expected) in components() {
-        let bench = Bench::new(Mode::PrePooling, bytes)
+    for (name, bytes, expected, kind) in components() {
+        let bench = Bench::on_engine(Mode::PrePooling, bytes, kind)
             .unwrap_or_else(|e| panic!("preparing {name}: {e:?}"));
         let body = rt
             .block_on(bench.invoke())
@@ -83,21 +84,33 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-/// A component of the `by_component` group: a name, the bytes and the body
-/// expected for `GET /hello` (none for a component given by path).
-type Timed = (String, &'static [u8], Option<&'static [u8]>);
+/// A component of the `by_component` group: a name, the bytes, the body
+/// expected for `GET /hello` (none for a component given by path) and the
+/// engine flavour it runs on.
+type Timed = (String, &'static [u8], Option<&'static [u8]>, Kind);
 
-/// The components of the `by_component` group.
+/// The components of the `by_component` group. `hello_cm_async` is hello
+/// on gust's WASIp3 engine, which has the component model's async support:
+/// what that support would cost a p2 call (gust runs p2 components on an
+/// engine without it).
 fn components() -> Vec<Timed> {
     use gust_runtime::examples::{HELLO, MINIMAL, RAW};
+    let default = || Kind::P2;
     let mut out = vec![
-        ("hello".to_owned(), HELLO, Some(HELLO_BODY)),
+        ("hello".to_owned(), HELLO, Some(HELLO_BODY), default()),
+        (
+            "hello_cm_async".to_owned(),
+            HELLO,
+            Some(HELLO_BODY),
+            Kind::P3,
+        ),
         (
             "raw".to_owned(),
             RAW,
             Some(&b"raw wasi:http component saw GET /hello\n"[..]),
+            default(),
         ),
-        ("minimal".to_owned(), MINIMAL, Some(HELLO_BODY)),
+        ("minimal".to_owned(), MINIMAL, Some(HELLO_BODY), default()),
     ];
     if let Some(path) = std::env::var_os("GUST_BENCH_COMPONENT") {
         let path = std::path::PathBuf::from(path);
@@ -108,7 +121,7 @@ fn components() -> Vec<Timed> {
             |s| s.to_string_lossy().into_owned(),
         );
         // Criterion keeps the bytes borrowed for the whole run.
-        out.push((name, bytes.leak(), None));
+        out.push((name, bytes.leak(), None, default()));
     }
     out
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
-use gust_runtime::{EngineConfig, GustEngine};
+use gust_runtime::{EngineConfig, GustEngine, Kind};
 use http_body_util::{BodyExt as _, Empty};
 use sha2::{Digest as _, Sha256};
 use wasmtime::Store;
@@ -138,7 +138,9 @@ impl fmt::Display for Mode {
 pub struct Bench {
     mode: Mode,
     bytes: &'static [u8],
-    engine: GustEngine,
+    /// Keeps the epoch ticker running.
+    _gust: GustEngine,
+    engine: wasmtime::Engine,
     linker: Linker<BenchState>,
     component: Component,
     serialized: Vec<u8>,
@@ -149,12 +151,19 @@ impl Bench {
     /// Prepares `mode` for the component `bytes` (normally
     /// `gust_runtime::examples::HELLO`).
     pub fn new(mode: Mode, bytes: &'static [u8]) -> anyhow::Result<Bench> {
-        let engine = GustEngine::new(&EngineConfig::default().pooling(mode.pooling()))?;
-        if mode.pooling() && !engine.is_pooling() {
+        Self::on_engine(mode, bytes, Kind::P2)
+    }
+
+    /// Like [`Bench::new`], on gust's engine for components of `kind`
+    /// (the WASIp3 one has the component model's async support).
+    pub fn on_engine(mode: Mode, bytes: &'static [u8], kind: Kind) -> anyhow::Result<Bench> {
+        let gust = GustEngine::new(&EngineConfig::default().pooling(mode.pooling()))?;
+        if mode.pooling() && !gust.is_pooling() {
             bail!("the pooling allocator could not be reserved on this machine");
         }
-        let linker = linker(engine.engine())?;
-        let component = Component::new(engine.engine(), bytes)
+        let engine = gust.engine_for(kind)?.clone();
+        let linker = linker(&engine)?;
+        let component = Component::new(&engine, bytes)
             .map_err(anyhow::Error::from)
             .context("compiling")?;
         let serialized = component
@@ -165,6 +174,7 @@ impl Bench {
         Ok(Bench {
             mode,
             bytes,
+            _gust: gust,
             engine,
             linker,
             component,
@@ -180,7 +190,7 @@ impl Bench {
 
     /// A fresh store with gust's fuel budget and no effective deadline.
     pub fn store(&self) -> Store<BenchState> {
-        store(self.engine.engine())
+        store(&self.engine)
     }
 
     /// Gets an instance into `store` the way the mode says.
@@ -189,8 +199,8 @@ impl Bench {
             Mode::PreOnDemand | Mode::PrePooling => {
                 return Ok(self.pre.instantiate_async(store).await?);
             }
-            Mode::Compile => Component::new(self.engine.engine(), self.bytes)?,
-            Mode::Deserialize => deserialize(self.engine.engine(), &self.serialized)?,
+            Mode::Compile => Component::new(&self.engine, self.bytes)?,
+            Mode::Deserialize => deserialize(&self.engine, &self.serialized)?,
             Mode::Instantiate => self.component.clone(),
         };
         let instance = self

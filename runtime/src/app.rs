@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use wasmtime::component::Component;
 
-use crate::cache::CompileCache;
+use crate::cache::{CacheLocation, CompileCache};
+use crate::call::Kind;
 use crate::engine::GustEngine;
 use crate::function::Function;
 use crate::manifest::{AppSpec, ServerSettings};
@@ -91,13 +92,76 @@ pub struct LoadReport {
     pub elapsed: Duration,
 }
 
+/// One distinct component to compile: its bytes, which `wasi:http` it
+/// exports (so which engine it is for) and the functions that use it.
+struct Job {
+    bytes: Cow<'static, [u8]>,
+    kind: Kind,
+    users: Vec<usize>,
+}
+
+/// The compile cache of each engine flavour, the p3 one made on first use.
+struct Caches<'a> {
+    engine: &'a GustEngine,
+    location: &'a CacheLocation,
+    p2: CompileCache,
+    p3: Option<CompileCache>,
+}
+
+impl<'a> Caches<'a> {
+    fn new(engine: &'a GustEngine, location: &'a CacheLocation) -> Self {
+        Caches {
+            engine,
+            location,
+            p2: CompileCache::new(engine.engine(), location),
+            p3: None,
+        }
+    }
+
+    fn get_or_make(&mut self, kind: Kind) -> anyhow::Result<&CompileCache> {
+        Ok(match kind {
+            Kind::P2 => &self.p2,
+            Kind::P3 => match &mut self.p3 {
+                Some(cache) => cache,
+                slot => slot.insert(CompileCache::new(
+                    self.engine.engine_for(Kind::P3)?,
+                    self.location,
+                )),
+            },
+        })
+    }
+
+    fn get(&self, kind: Kind) -> &CompileCache {
+        match (kind, &self.p3) {
+            (Kind::P3, Some(cache)) => cache,
+            _ => &self.p2,
+        }
+    }
+
+    /// Hits, compiles and rebuilds of both caches.
+    fn totals(&self) -> (u64, u64, u64) {
+        [Some(&self.p2), self.p3.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let s = c.stats();
+                (
+                    s.hits.load(Ordering::Relaxed),
+                    s.compiled.load(Ordering::Relaxed),
+                    s.rebuilt.load(Ordering::Relaxed),
+                )
+            })
+            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    }
+}
+
 /// Compiles (or loads from the cache) each job's component, spreading the
 /// jobs over the available cores. Results are in job order.
 fn compile_all(
     engine: &GustEngine,
-    cache: &CompileCache,
+    caches: &Caches<'_>,
     spec: &AppSpec,
-    jobs: &[(Cow<'static, [u8]>, Vec<usize>)],
+    jobs: &[Job],
 ) -> anyhow::Result<Vec<Component>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -110,16 +174,18 @@ fn compile_all(
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((bytes, users)) = jobs.get(i) else {
+                    let Some(Job { bytes, kind, users }) = jobs.get(i) else {
                         break;
                     };
                     let id = &spec.functions[users[0]].id;
                     let started = Instant::now();
-                    let result = cache
-                        .load(engine.engine(), bytes)
+                    let result = engine
+                        .engine_for(*kind)
+                        .and_then(|wasmtime| caches.get(*kind).load(wasmtime, bytes))
                         .map(|(component, outcome)| {
                             tracing::info!(
                                 function = %id,
+                                wasi_http = kind.as_str(),
                                 bytes = bytes.len(),
                                 ?outcome,
                                 ms = started.elapsed().as_millis() as u64,
@@ -153,35 +219,43 @@ impl App {
     /// compiled once, distinct ones in parallel on every core.
     pub fn load(engine: &GustEngine, spec: AppSpec) -> anyhow::Result<App> {
         let started = Instant::now();
-        let linker = engine.linker()?;
-        let cache = CompileCache::new(engine.engine(), &spec.cache);
+        let mut caches = Caches::new(engine, &spec.cache);
         tracing::info!(
             functions = spec.functions.len(),
             cache = ?spec.cache.dir(),
             "loading functions"
         );
 
-        // Read every component and group functions by cache key.
-        let mut unique: HashMap<String, (Cow<'static, [u8]>, Vec<usize>)> = HashMap::new();
+        // Read every component, find which engine it is for, and group
+        // functions by cache key.
+        let mut unique: HashMap<String, Job> = HashMap::new();
         for (i, f) in spec.functions.iter().enumerate() {
             let bytes = f
                 .source
                 .read()
                 .with_context(|| format!("reading the component of `{}`", f.id))?;
-            let key = cache.key(&bytes);
+            let kind = Kind::detect(&bytes);
+            let key = caches
+                .get_or_make(kind)
+                .with_context(|| format!("loading `{}`", f.id))?
+                .key(&bytes);
             unique
                 .entry(key)
-                .or_insert_with(|| (bytes, Vec::new()))
-                .1
+                .or_insert_with(|| Job {
+                    bytes,
+                    kind,
+                    users: Vec::new(),
+                })
+                .users
                 .push(i);
         }
-        let jobs: Vec<(Cow<'static, [u8]>, Vec<usize>)> = unique.into_values().collect();
-        let compiled = compile_all(engine, &cache, &spec, &jobs)?;
+        let jobs: Vec<Job> = unique.into_values().collect();
+        let compiled = compile_all(engine, &caches, &spec, &jobs)?;
 
-        let mut components: Vec<Option<Component>> = vec![None; spec.functions.len()];
-        for ((_, users), component) in jobs.iter().zip(compiled) {
-            for &i in users {
-                components[i] = Some(component.clone());
+        let mut components: Vec<Option<(Component, Kind)>> = vec![None; spec.functions.len()];
+        for (job, component) in jobs.iter().zip(compiled) {
+            for &i in &job.users {
+                components[i] = Some((component.clone(), job.kind));
             }
         }
         let functions = spec
@@ -189,21 +263,21 @@ impl App {
             .iter()
             .zip(components)
             .map(|(f, component)| {
-                let component = component.context("every function has a component")?;
-                Function::new(engine, linker, &spec.name, f, &component)
+                let (component, kind) = component.context("every function has a component")?;
+                Function::new(engine, engine.linker(kind)?, &spec.name, f, &component)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         for function in &functions {
             tracing::debug!(function = %function.id(), wasi_http = function.kind().as_str(), "function ready");
         }
 
-        let stats = cache.stats();
+        let (cache_hits, compiled, rebuilt) = caches.totals();
         let report = LoadReport {
             functions: functions.len(),
             components: jobs.len(),
-            cache_hits: stats.hits.load(Ordering::Relaxed),
-            compiled: stats.compiled.load(Ordering::Relaxed),
-            rebuilt: stats.rebuilt.load(Ordering::Relaxed),
+            cache_hits,
+            compiled,
+            rebuilt,
             elapsed: started.elapsed(),
         };
         tracing::info!(
@@ -213,10 +287,7 @@ impl App {
             compiled = report.compiled,
             rebuilt = report.rebuilt,
             routes = spec.router.routes().len(),
-            p3 = functions
-                .iter()
-                .filter(|f| f.kind() == crate::call::Kind::P3)
-                .count(),
+            p3 = functions.iter().filter(|f| f.kind() == Kind::P3).count(),
             pooling = engine.is_pooling(),
             elapsed_ms = report.elapsed.as_millis() as u64,
             "app loaded"

@@ -44,6 +44,33 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Which `wasi:http` the component `bytes` exports, read from its
+    /// top-level exports before it is compiled: p3 for an export named
+    /// `wasi:http/handler@0.3.x`, else p2 (also for bytes that are not a
+    /// binary component: compiling them tells what is wrong).
+    pub(crate) fn detect(bytes: &[u8]) -> Kind {
+        use wasmparser::{Parser, Payload};
+        // Nested modules and components have exports of their own.
+        let mut depth = 0usize;
+        for payload in Parser::new(0).parse_all(bytes) {
+            match payload {
+                Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
+                Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+                Ok(Payload::ComponentExportSection(exports)) if depth == 0 => {
+                    for export in exports.into_iter().flatten() {
+                        let name = export.name.full_name();
+                        if name.starts_with("wasi:http/handler@0.3") {
+                            return Kind::P3;
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Kind::P2
+    }
+
     /// Type-checks a linked component as a p3 service, else as a p2 proxy.
     pub(crate) fn of(pre: InstancePre<HostState>) -> anyhow::Result<ProxyPre<HostState>> {
         if let Ok(p3) = P3Pre::new(pre.clone()) {

@@ -245,17 +245,25 @@ impl WasiHttpView for HostState {
     }
 }
 
-/// The linker every function is pre-instantiated against: the interfaces of
-/// `wasi:http/proxy` (plus the rest of `wasi:cli` so components built for a
-/// command-style world still link), and their WASIp3 versions: `wasi:http`
-/// types and client, clocks, random and cli, as `wasmtime serve` links them.
-pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
+/// The linker functions of `kind` are pre-instantiated against: the
+/// interfaces of `wasi:http/proxy` (plus the rest of `wasi:cli` so components
+/// built for a command-style world still link) and, for WASIp3 components,
+/// their 0.3 versions: `wasi:http` types and client, clocks, random and cli,
+/// as `wasmtime serve` links them (p3 components import p2 interfaces too,
+/// through Rust's standard library). The 0.3 interfaces need the engine's
+/// component model async support, which only the p3 engine has.
+pub(crate) fn linker(
+    engine: &wasmtime::Engine,
+    kind: crate::call::Kind,
+) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-    wasmtime_wasi::p3::clocks::add_to_linker(&mut linker)?;
-    wasmtime_wasi::p3::random::add_to_linker(&mut linker)?;
-    wasmtime_wasi::p3::cli::add_to_linker(&mut linker)?;
+    if kind == crate::call::Kind::P3 {
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi::p3::clocks::add_to_linker(&mut linker)?;
+        wasmtime_wasi::p3::random::add_to_linker(&mut linker)?;
+        wasmtime_wasi::p3::cli::add_to_linker(&mut linker)?;
+    }
     Ok(linker)
 }

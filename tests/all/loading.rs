@@ -49,3 +49,23 @@ fn a_component_that_is_not_a_proxy_is_rejected() {
         "{err}"
     );
 }
+
+#[test]
+fn a_p3_component_needs_wasip3_support_on_the_engine() {
+    use gust_runtime::{EngineConfig, GustEngine};
+    let path = std::path::Path::new(crate::support::examples::P3_HELLO_PATH);
+    let no_p3 = GustEngine::new(&EngineConfig::default().pooling(false).wasip3(false)).unwrap();
+    let spec = gust_runtime::AppSpec::single_component(path).unwrap();
+    let err = App::load(&no_p3, spec).err().expect("must not load");
+    let err = format!("{err:#}");
+    assert!(err.contains("WASIp3 components are turned off"), "{err}");
+    // A p2 component loads on that engine, and a p3 one where p3 is on.
+    let spec = gust_runtime::AppSpec::single_component(std::path::Path::new(
+        crate::support::examples::HELLO_PATH,
+    ))
+    .unwrap();
+    App::load(&no_p3, spec).unwrap();
+    let spec = gust_runtime::AppSpec::single_component(path).unwrap();
+    let app = App::load(engine(), spec).unwrap();
+    assert_eq!(app.functions()[0].kind(), gust_runtime::Kind::P3);
+}

@@ -1,21 +1,9 @@
-//! The one wasmtime [`Engine`] of a gust process and its epoch ticker.
-//!
-//! The engine is configured for serving many short invocations: async
-//! support, fuel metering, epoch interruption, the pooling instance allocator
-//! (with a logged fallback to on-demand allocation when the address space is
-//! too small to reserve the pool) and copy-on-write memory images.
+//! How to build gust's wasmtime engines: [`EngineConfig`], every setter
+//! with its default.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use wasmtime::component::Linker;
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-
-use crate::gate::Gate;
-use crate::host::HostState;
+use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 const DEFAULT_KEEP_RESIDENT: usize = 16 << 20;
 
@@ -37,16 +25,16 @@ fn pagemap_scan_supported() -> bool {
 /// How to build the engine. Every setter documents its default.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    fuel: bool,
-    concurrency: bool,
-    pooling: bool,
+    pub(crate) fuel: bool,
+    pub(crate) wasip3: bool,
+    pub(crate) pooling: bool,
     keep_resident: Option<usize>,
-    max_instances: u32,
+    pub(crate) max_instances: u32,
     max_memory_size: usize,
     max_table_elements: usize,
     max_wasm_stack: usize,
-    max_running: Option<usize>,
-    epoch_tick: Duration,
+    pub(crate) max_running: Option<usize>,
+    pub(crate) epoch_tick: Duration,
     time_slice: Duration,
 }
 
@@ -54,7 +42,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             fuel: true,
-            concurrency: true,
+            wasip3: true,
             pooling: true,
             keep_resident: None,
             max_instances: 1000,
@@ -78,12 +66,15 @@ impl EngineConfig {
         self
     }
 
-    /// Support the component model's async ABI, which WASIp3 components
-    /// (`wasi:http/handler@0.3`) need. Default: `true`. Off, p3 components
-    /// fail to load and p2 calls skip wasmtime's concurrency bookkeeping
-    /// (for measuring what it costs them; see the benches README).
-    pub fn concurrency(mut self, on: bool) -> Self {
-        self.concurrency = on;
+    /// Serve WASIp3 components (`wasi:http/handler@0.3`). Default: `true`.
+    /// They need the component model's async support, which makes every
+    /// WASIp2 call about a quarter slower in-process (benches README), so
+    /// they get a second wasmtime engine with it, built when the first p3
+    /// component is loaded (with an instance pool of its own, of the same
+    /// size), and p2 components keep an engine without it. Off, p3
+    /// components fail to load.
+    pub fn wasip3(mut self, on: bool) -> Self {
+        self.wasip3 = on;
         self
     }
 
@@ -177,7 +168,7 @@ impl EngineConfig {
         self
     }
 
-    fn slice_ticks(&self) -> u32 {
+    pub(crate) fn slice_ticks(&self) -> u32 {
         let ticks = self
             .time_slice
             .as_nanos()
@@ -185,15 +176,17 @@ impl EngineConfig {
         u32::try_from(ticks).unwrap_or(u32::MAX).max(1)
     }
 
-    fn wasmtime_config(&self, pooling: bool) -> Config {
+    /// The wasmtime configuration of one engine: with the component
+    /// model's async support (`cm_async`, for p3) or without.
+    pub(crate) fn wasmtime_config(&self, pooling: bool, cm_async: bool) -> Config {
         let mut config = Config::new();
         config
             .consume_fuel(self.fuel)
             .epoch_interruption(true)
             .memory_init_cow(true)
             .wasm_component_model(true)
-            .concurrency_support(self.concurrency)
-            .wasm_component_model_async(self.concurrency)
+            .concurrency_support(cm_async)
+            .wasm_component_model_async(cm_async)
             .max_wasm_stack(self.max_wasm_stack)
             // Host calls run on the same stack, after the guest's frames.
             .async_stack_size(self.max_wasm_stack + (1 << 20));
@@ -219,127 +212,6 @@ impl EngineConfig {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         config
-    }
-}
-
-/// The process's engine plus the thread that drives its epoch.
-#[derive(Clone)]
-pub struct GustEngine {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    engine: Engine,
-    fuel: bool,
-    pooling: bool,
-    epoch_tick: Duration,
-    slice_ticks: u32,
-    gate: Arc<Gate>,
-    /// Built on first use and shared by every app loaded on this engine:
-    /// building it takes about 0.2 ms, a fifth of a warm deploy.
-    linker: OnceLock<Linker<HostState>>,
-    stop: Arc<AtomicBool>,
-    ticker: Option<JoinHandle<()>>,
-}
-
-impl GustEngine {
-    /// Builds the engine and starts the epoch ticker.
-    pub fn new(config: &EngineConfig) -> anyhow::Result<GustEngine> {
-        let (engine, pooling) = if config.pooling {
-            match Engine::new(&config.wasmtime_config(true)) {
-                Ok(engine) => (engine, true),
-                Err(e) => {
-                    tracing::warn!(
-                        error = %e,
-                        "cannot reserve the pooling allocator; allocating instances on demand"
-                    );
-                    (Engine::new(&config.wasmtime_config(false))?, false)
-                }
-            }
-        } else {
-            (Engine::new(&config.wasmtime_config(false))?, false)
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            let tick = config.epoch_tick;
-            std::thread::Builder::new()
-                .name("gust-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(tick);
-                        engine.increment_epoch();
-                    }
-                })
-                .context("starting the epoch ticker thread")?
-        };
-        // Unset, the gate never makes anyone wait: every instance slot is
-        // a turn.
-        let running = config.max_running.unwrap_or(config.max_instances as usize);
-        tracing::debug!(pooling, tick = ?config.epoch_tick, running, "engine ready");
-        Ok(GustEngine {
-            inner: Arc::new(Inner {
-                engine,
-                fuel: config.fuel,
-                pooling,
-                epoch_tick: config.epoch_tick,
-                slice_ticks: config.slice_ticks(),
-                gate: Arc::new(Gate::new(running)),
-                linker: OnceLock::new(),
-                stop,
-                ticker: Some(ticker),
-            }),
-        })
-    }
-
-    /// The wasmtime engine.
-    pub fn engine(&self) -> &Engine {
-        &self.inner.engine
-    }
-
-    /// Whether fuel is metered.
-    pub fn is_metering_fuel(&self) -> bool {
-        self.inner.fuel
-    }
-
-    /// Whether the pooling allocator is in use.
-    pub fn is_pooling(&self) -> bool {
-        self.inner.pooling
-    }
-
-    /// The turns of guests executing at once.
-    pub(crate) fn gate(&self) -> &Arc<Gate> {
-        &self.inner.gate
-    }
-
-    /// The linker functions are pre-instantiated against.
-    pub(crate) fn linker(&self) -> anyhow::Result<&Linker<HostState>> {
-        if let Some(linker) = self.inner.linker.get() {
-            return Ok(linker);
-        }
-        let linker = crate::host::linker(&self.inner.engine)?;
-        Ok(self.inner.linker.get_or_init(|| linker))
-    }
-
-    /// The epoch tick.
-    pub fn epoch_tick(&self) -> Duration {
-        self.inner.epoch_tick
-    }
-
-    /// Epoch ticks a guest runs before it yields (see
-    /// [`EngineConfig::time_slice`]).
-    pub(crate) fn slice_ticks(&self) -> u32 {
-        self.inner.slice_ticks
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(ticker) = self.ticker.take() {
-            let _ = ticker.join();
-        }
     }
 }
 
