@@ -1,20 +1,36 @@
 #!/usr/bin/env bash
 # End-to-end load comparison: gust versus `wasmtime serve` (the reference
 # runtime, same wasmtime version) serving the very same hello component, for
-# a Rust, a Python (componentize-py) and a JavaScript (componentize-js) hello.
+# a Rust, a Python (componentize-py) and a JavaScript (componentize-js) hello
+# and the WASIp3 Rust hello (`p3`, guest-examples/p3-hello), plus a native
+# baseline: `native-hello` (this crate), a bare hyper server answering what
+# the Rust hello answers, measured as component and runtime `native`.
+#
+# For `p3`, `wasmtime serve` is measured twice: `wasmtime` with its defaults
+# (WASIp3 instances are reused: up to 128 requests per instance, 16 at once)
+# and `wasmtime-fresh` with `--max-instance-reuse-count 1` (a fresh instance
+# per request, as for WASIp2 components, and as gust does without `reuse`).
 #
 # Loopback only (127.0.0.1), bounded in time: every load run lasts
 # $WARMUP + $DURATION seconds, every server start waits at most
 # $START_TIMEOUT seconds, and every server this script starts is stopped on
-# exit. Runtimes are measured alternately (gust, wasmtime, gust, wasmtime,
-# ...) for $ROUNDS rounds at each concurrency. Prints a table and writes the
-# raw rows to benches/results/e2e-<timestamp>.{csv,json} (and e2e-latest.*).
+# exit. Runtimes are measured alternately (gust, wasmtime, [wasmtime-fresh],
+# [gust-reuse], [native], gust, wasmtime, ...) for $ROUNDS rounds at each
+# concurrency. The native baseline is the same for every component, so it is
+# measured once per concurrency and round, in the rotation of the first
+# component of $COMPONENTS, as its own row (component `native`). Prints the
+# tables (every runtime's requests/s and p99, gust/wasmtime and gust/native)
+# and writes the raw rows to benches/results/e2e-<timestamp>.{csv,json} (and
+# e2e-latest.*).
 #
 # Usage: benches/e2e/run.sh            (from anywhere)
 # Knobs (environment): DURATION=10 WARMUP=3 ROUNDS=2 CONCURRENCY="1 16 64"
-#   COMPONENTS="rust python js" GUST_PORT=18081 WASMTIME_PORT=18082
+#   COMPONENTS="rust python js p3" GUST_PORT=18081 WASMTIME_PORT=18082
+#   WASMTIME_FRESH_PORT=18085 (`wasmtime-fresh`, p3 only)
+#   NATIVE=1 (0: no native baseline) NATIVE_PORT=18084
 #   GUST_RUST_LOG=warn (gust logs one line per invocation at `info`)
-#   SKIP_BUILD=1 (reuse the gust binary and components already built)
+#   SKIP_BUILD=1 (reuse the gust and native-hello binaries and components
+#     already built; native-hello is still built if missing)
 #   GUST_ARGS / WASMTIME_ARGS (extra flags for either server)
 #   GUST_REUSE=N also measures gust with instance reuse (`reuse = N` in a
 #     generated manifest) as runtime `gust-reuse`, on GUST_REUSE_PORT=18083
@@ -28,15 +44,18 @@ RESULTS=$BENCH/results
 BUILD=$TOOLS/components
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 
-WASMTIME_VERSION=48.0.8
+WASMTIME_VERSION=50.0.1
 COMPONENTIZE_PY_VERSION='0.25.*'
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-2}
 CONCURRENCY=${CONCURRENCY:-"1 16 64"}
-COMPONENTS=${COMPONENTS:-"rust python js"}
+COMPONENTS=${COMPONENTS:-"rust python js p3"}
 GUST_PORT=${GUST_PORT:-18081}
 WASMTIME_PORT=${WASMTIME_PORT:-18082}
+WASMTIME_FRESH_PORT=${WASMTIME_FRESH_PORT:-18085}
+NATIVE=${NATIVE:-1}
+NATIVE_PORT=${NATIVE_PORT:-18084}
 START_TIMEOUT=${START_TIMEOUT:-180}
 GUST_RUST_LOG=${GUST_RUST_LOG:-warn}
 GUST_ARGS=${GUST_ARGS:-}
@@ -56,6 +75,17 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
 fi
 GUST=$CARGO_TARGET_DIR/release/gust
 [[ -x $GUST ]] || { log "no gust binary at $GUST"; exit 1; }
+NATIVE_HELLO=$CARGO_TARGET_DIR/release/native-hello
+# Built with gust, or when missing even with SKIP_BUILD (it is small).
+if [[ $NATIVE == 1 && ( -z ${SKIP_BUILD:-} || ! -x $NATIVE_HELLO ) ]]; then
+  log "building native-hello (release)"
+  nice -n 19 cargo build --release --locked -p gust-benches --bin native-hello \
+    --manifest-path "$ROOT/Cargo.toml" >&2
+fi
+if [[ $NATIVE == 1 && ! -x $NATIVE_HELLO ]]; then
+  log "no native-hello binary at $NATIVE_HELLO (or NATIVE=0)"
+  exit 1
+fi
 
 WASMTIME=$TOOLS/bin/wasmtime
 if ! "$WASMTIME" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
@@ -82,6 +112,11 @@ build_components() {
         [[ -s $hello ]] || { log "missing $hello (built by gust-runtime's build script)"; exit 1; }
         cp "$hello" "$BUILD/rust.wasm"
         ;;
+      p3)
+        local p3=$CARGO_TARGET_DIR/guest-examples/wasm32-wasip2/release/p3_hello.wasm
+        [[ -s $p3 ]] || { log "missing $p3 (guest-examples/p3-hello, built by gust-runtime's build script)"; exit 1; }
+        cp "$p3" "$BUILD/p3.wasm"
+        ;;
       python)
         if ! [[ -x $TOOLS/py/bin/componentize-py ]]; then
           log "installing componentize-py $COMPONENTIZE_PY_VERSION into $TOOLS/py"
@@ -107,7 +142,7 @@ build_components() {
             -n gust:function/handler -o "$BUILD/js.wasm" >&2
         fi
         ;;
-      *) log "unknown component $c (rust, python, js)"; exit 1 ;;
+      *) log "unknown component $c (rust, python, js, p3)"; exit 1 ;;
     esac
   done
 }
@@ -184,12 +219,18 @@ measure() {
   tail -n1 "$ROWS" >&2
 }
 
+# The first component's rotation also measures the native baseline.
+NATIVE_WITH=
+if [[ $NATIVE == 1 ]]; then
+  read -r NATIVE_WITH _ <<< "$COMPONENTS"
+fi
+
 log "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
 log "wasmtime: $("$WASMTIME" --version); $(wrk --version 2>&1 | head -n1)"
 for comp in $COMPONENTS; do
   file=$BUILD/$comp.wasm
   log "component $comp: $file ($(stat -c %s "$file") bytes)"
-  # shellcheck disable=SC2086 # the extra flags are meant to split
+  # shellcheck disable=SC2046,SC2086 # the ledger and extra flags are meant to split
   RUST_LOG=$GUST_RUST_LOG start gust "$GUST_PORT" "$GUST" serve "$file" \
     --listen "127.0.0.1:$GUST_PORT" $(ledger_flag "$comp") $GUST_ARGS
   if [[ -n $GUST_REUSE ]]; then
@@ -201,7 +242,7 @@ reuse = $GUST_REUSE
 path = "/{*rest}"
 function = "hello"
 EOF
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2046,SC2086
     RUST_LOG=$GUST_RUST_LOG start gust-reuse "$GUST_REUSE_PORT" "$GUST" serve \
       "$RUN_DIR/$comp-reuse.toml" --listen "127.0.0.1:$GUST_REUSE_PORT" \
       $(ledger_flag "$comp-reuse") $GUST_ARGS
@@ -209,12 +250,32 @@ EOF
   # shellcheck disable=SC2086
   start wasmtime "$WASMTIME_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
     --addr "127.0.0.1:$WASMTIME_PORT" $WASMTIME_ARGS "$file"
+  # WASIp3 components: wasmtime reuses instances by default (128 requests
+  # per instance, 16 at once); `wasmtime-fresh` takes one per request.
+  fresh=
+  if [[ $comp == p3 ]]; then
+    fresh=1
+    # shellcheck disable=SC2086
+    start wasmtime-fresh "$WASMTIME_FRESH_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
+      --max-instance-reuse-count 1 --addr "127.0.0.1:$WASMTIME_FRESH_PORT" $WASMTIME_ARGS "$file"
+  fi
+  native=
+  if [[ $comp == "$NATIVE_WITH" ]]; then
+    native=1
+    start native "$NATIVE_PORT" "$NATIVE_HELLO" --listen "127.0.0.1:$NATIVE_PORT"
+  fi
   for conc in $CONCURRENCY; do
     for ((round = 1; round <= ROUNDS; round++)); do
       measure "$comp" "$conc" "$round" gust "$GUST_PORT"
       measure "$comp" "$conc" "$round" wasmtime "$WASMTIME_PORT"
+      if [[ -n $fresh ]]; then
+        measure "$comp" "$conc" "$round" wasmtime-fresh "$WASMTIME_FRESH_PORT"
+      fi
       if [[ -n $GUST_REUSE ]]; then
         measure "$comp" "$conc" "$round" gust-reuse "$GUST_REUSE_PORT"
+      fi
+      if [[ -n $native ]]; then
+        measure native "$conc" "$round" native "$NATIVE_PORT"
       fi
     done
   done

@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! coldstart [--functions N] [--requests K] [--process-functions P]
-//!           [--breakdown B] [--gust PATH] [--out-dir DIR] [--stamp STAMP]
+//!           [--breakdown B] [--components hello,p3-hello] [--p3-hello PATH]
+//!           [--gust PATH] [--out-dir DIR] [--stamp STAMP]
 //! ```
 //!
-//! Every function is a distinct copy of `gust_runtime::examples::HELLO`
-//! (one extra custom section each, as `startup/make-1000.py` makes them),
-//! so nothing compiled or cached is shared between functions. Three parts:
+//! Every function is a distinct copy of one example component (one extra
+//! custom section each, as `startup/make-1000.py` makes them), so nothing
+//! compiled or cached is shared between functions. Two components, each
+//! its own rows (column `component`): `hello`, the WASIp2 Rust hello
+//! (`gust_runtime::examples::HELLO`), and `p3-hello`, the WASIp3 one
+//! (`gust_runtime::examples::P3_HELLO`, from `guest-examples/p3-hello`).
+//! Three parts:
 //!
 //! * **in_process** (N functions, cold then warm): one gust engine, as in a
 //!   running `gust serve`; per function, `App::load` of an app holding just
@@ -20,7 +25,8 @@
 //! * **process** (P functions, cold then warm): the real `gust serve
 //!   MANIFEST --listen 127.0.0.1:PORT --no-ledger --cache-dir DIR` spawned,
 //!   polled every millisecond until the first 200, then K requests.
-//! * **breakdown** (B functions, warm cache, same engine): the steps of a
+//! * **breakdown** (B functions, warm cache, same engine; `hello` only, the
+//!   steps are those of a WASIp2 `ProxyPre`): the steps of a
 //!   deployment and its first request timed one by one: reading the
 //!   component, the cache key, the cache file's read / SHA-256 check /
 //!   deserialize, gust's whole cache load, the linker, `instantiate_pre`, then
@@ -28,7 +34,7 @@
 //!   faults.
 //!
 //! Rows go to `DIR/coldstart-STAMP.{csv,json}` (and `coldstart-latest.*`),
-//! one per (mode, cache, function); the breakdown to
+//! one per (mode, cache, component, function); the breakdown to
 //! `DIR/coldstart-breakdown-STAMP.csv` and the JSON's `breakdown`.
 
 use std::net::SocketAddr;
@@ -70,6 +76,14 @@ struct Args {
     /// target/release/gust].
     #[arg(long)]
     gust: Option<PathBuf>,
+    /// The example components deployed, each as its own rows: `hello`
+    /// (WASIp2) and `p3-hello` (WASIp3).
+    #[arg(long, value_delimiter = ',', default_value = "hello,p3-hello")]
+    components: Vec<String>,
+    /// The WASIp3 hello's component file [default: the build script's,
+    /// `gust_runtime::examples::P3_HELLO`].
+    #[arg(long)]
+    p3_hello: Option<PathBuf>,
     /// Where the rows go [default: benches/results].
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -118,6 +132,9 @@ struct Row {
     compiled: Option<u64>,
     cache_hits: Option<u64>,
     requests: usize,
+    /// The deployed example: `hello` or `p3-hello` (last, so the CSV's
+    /// earlier columns stay where they were).
+    component: &'static str,
 }
 
 impl CsvRow for Row {
@@ -142,6 +159,7 @@ impl CsvRow for Row {
             "compiled",
             "cache_hits",
             "requests",
+            "component",
         ]
     }
 
@@ -167,6 +185,7 @@ impl CsvRow for Row {
             int(self.compiled),
             int(self.cache_hits),
             self.requests.to_string(),
+            self.component.to_owned(),
         ]
     }
 }
@@ -284,6 +303,8 @@ struct Report {
     functions: usize,
     requests: usize,
     process_functions: usize,
+    /// The components deployed (`hello`, `p3-hello`).
+    components: Vec<&'static str>,
     cpus: usize,
     load_average_before: Option<f64>,
     load_average_after: Option<f64>,
@@ -303,22 +324,74 @@ fn manifest(wasm: &Path) -> String {
     )
 }
 
+/// An example component whose deployments are measured.
+struct Subject {
+    /// `hello` or `p3-hello`: the rows' `component`.
+    name: &'static str,
+    bytes: Vec<u8>,
+    /// What every answer's body must be.
+    expect: Expect,
+}
+
+/// The body a subject answers with.
+#[derive(Clone, Copy)]
+enum Expect {
+    Exact(&'static [u8]),
+    /// The p3 hello's text belongs to guest-examples; its greeting prefix is
+    /// enough to tell it from an error page.
+    Prefix(&'static [u8]),
+}
+
+impl Subject {
+    /// The subjects `names` asks for, in that order.
+    fn load(names: &[String], p3_hello: Option<&Path>) -> anyhow::Result<Vec<Subject>> {
+        let mut out = Vec::new();
+        for name in names {
+            match name.as_str() {
+                "hello" => out.push(Subject {
+                    name: "hello",
+                    bytes: gust_runtime::examples::HELLO.to_vec(),
+                    expect: Expect::Exact(HELLO_BODY),
+                }),
+                "p3-hello" => {
+                    let bytes = match p3_hello {
+                        Some(path) => std::fs::read(path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                        None => gust_runtime::examples::P3_HELLO.to_vec(),
+                    };
+                    out.push(Subject {
+                        name: "p3-hello",
+                        bytes,
+                        expect: Expect::Prefix(b"Hello from"),
+                    });
+                }
+                other => bail!("unknown component {other:?} (hello, p3-hello)"),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The steady-state part of a row: `k` requests, each on a new connection.
-async fn steady(addr: SocketAddr, k: usize) -> anyhow::Result<(Vec<f64>, f64)> {
+async fn steady(addr: SocketAddr, k: usize, expect: Expect) -> anyhow::Result<(Vec<f64>, f64)> {
     let faults = minor_faults();
     let mut times = Vec::with_capacity(k);
     for _ in 0..k {
         let started = Instant::now();
         let (status, body) = http_get(addr, PATH).await?;
         times.push(ms(started.elapsed()));
-        check(status, &body)?;
+        check(status, &body, expect)?;
     }
     let per_request = (minor_faults() - faults) as f64 / k.max(1) as f64;
     Ok((times, per_request))
 }
 
-fn check(status: http::StatusCode, body: &[u8]) -> anyhow::Result<()> {
-    if status != http::StatusCode::OK || body != HELLO_BODY {
+fn check(status: http::StatusCode, body: &[u8], expect: Expect) -> anyhow::Result<()> {
+    let expected = match expect {
+        Expect::Exact(want) => body == want,
+        Expect::Prefix(want) => body.starts_with(want),
+    };
+    if status != http::StatusCode::OK || !expected {
         bail!(
             "unexpected answer {status}: {:?}",
             String::from_utf8_lossy(body)
@@ -328,15 +401,18 @@ fn check(status: http::StatusCode, body: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Deploys `manifest_path`'s one function in this process and measures it.
+#[allow(clippy::too_many_arguments)]
 fn in_process(
     rt: &tokio::runtime::Runtime,
     engine: &GustEngine,
+    subject: &Subject,
     manifest_path: &Path,
     cache_dir: &Path,
     cache: &'static str,
     function: usize,
     k: usize,
 ) -> anyhow::Result<Row> {
+    let expect = subject.expect;
     let mut spec = Manifest::load(manifest_path)?;
     spec.server.listen = "127.0.0.1:0".parse()?;
     spec.cache = CacheLocation::Dir(cache_dir.to_path_buf());
@@ -363,9 +439,9 @@ fn in_process(
         let first = started.elapsed();
         let deploy_to_first = deployed.elapsed();
         let first_faults = minor_faults() - faults;
-        check(status, &body)?;
+        check(status, &body, expect)?;
 
-        let (times, per_request) = steady(addr, k).await?;
+        let (times, per_request) = steady(addr, k, expect).await?;
         let _ = stop.send(());
         task.await??;
         Ok(row(
@@ -383,6 +459,7 @@ fn in_process(
                 steady_faults_per_request: Some(per_request),
                 compiled: Some(report.compiled),
                 cache_hits: Some(report.cache_hits),
+                component: subject.name,
                 ..Row::empty()
             },
         ))
@@ -411,6 +488,7 @@ impl Row {
             compiled: None,
             cache_hits: None,
             requests: 0,
+            component: "",
         }
     }
 }
@@ -463,6 +541,7 @@ fn free_port() -> anyhow::Result<u16> {
 fn process(
     rt: &tokio::runtime::Runtime,
     gust: &Path,
+    subject: &Subject,
     manifest_path: &Path,
     cache_dir: &Path,
     log: &Path,
@@ -494,7 +573,7 @@ fn process(
             let started = Instant::now();
             match http_get(addr, PATH).await {
                 Ok((status, body)) => {
-                    check(status, &body)?;
+                    check(status, &body, subject.expect)?;
                     break (started.elapsed(), deployed.elapsed());
                 }
                 Err(e) => {
@@ -516,7 +595,7 @@ fn process(
                 }
             }
         };
-        let (times, _) = steady(addr, k).await?;
+        let (times, _) = steady(addr, k, subject.expect).await?;
         Ok(row(
             "process",
             cache,
@@ -527,6 +606,7 @@ fn process(
             Row {
                 ready_ms: ready.map(ms),
                 polls: Some(polls),
+                component: subject.name,
                 ..Row::empty()
             },
         ))
@@ -648,14 +728,23 @@ fn default_gust() -> PathBuf {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "\n| mode | cache | n | deploy→first ms (median) | load ms | first request ms | steady median ms | first − steady ms | deploy→first − steady ms (median / p90 / max) |"
+        "\n| mode | cache | component | n | deploy→first ms (median) | load ms | first request ms | steady median ms | first − steady ms | deploy→first − steady ms (median / p90 / max) |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut components: Vec<&'static str> = Vec::new();
+    for r in rows {
+        if !components.contains(&r.component) {
+            components.push(r.component);
+        }
+    }
     for mode in ["in_process", "process"] {
-        for cache in ["cold", "warm"] {
+        for (cache, component) in ["cold", "warm"]
+            .into_iter()
+            .flat_map(|cache| components.iter().map(move |c| (cache, *c)))
+        {
             let group: Vec<&Row> = rows
                 .iter()
-                .filter(|r| r.mode == mode && r.cache == cache)
+                .filter(|r| r.mode == mode && r.cache == cache && r.component == component)
                 .collect();
             if group.is_empty() {
                 continue;
@@ -665,7 +754,7 @@ fn print_table(rows: &[Row]) {
             let load = col(&|r| r.load_ms.unwrap_or(f64::NAN));
             let load = median(&load);
             println!(
-                "| {mode} | {cache} | {} | {:.3} | {} | {:.3} | {:.3} | {:.3} | {:.3} / {:.3} / {:.3} |",
+                "| {mode} | {cache} | {component} | {} | {:.3} | {} | {:.3} | {:.3} | {:.3} | {:.3} / {:.3} / {:.3} |",
                 group.len(),
                 median(&col(&|r| r.deploy_to_first_ms)),
                 if load.is_nan() {
@@ -755,21 +844,35 @@ fn main() -> anyhow::Result<()> {
         .functions
         .max(args.process_functions)
         .max(args.breakdown);
+    let subjects = Subject::load(&args.components, args.p3_hello.as_deref())?;
+    if subjects.is_empty() {
+        bail!("no component to deploy (--components)");
+    }
     // Distinct from every earlier run too, so no cache anywhere has them.
     let nonce = format!("{stamp}-{}", std::process::id());
-    let mut manifests = Vec::with_capacity(n);
-    let mut wasms = Vec::with_capacity(n);
-    for i in 0..n {
-        let wasm = work.path().join(format!("f{i}.wasm"));
-        let bytes = gust_benches::support::distinct_component(
-            gust_runtime::examples::HELLO,
-            &format!("{nonce}-{i}"),
-        );
-        std::fs::write(&wasm, bytes)?;
-        let manifest_path = work.path().join(format!("f{i}.toml"));
-        std::fs::write(&manifest_path, manifest(&wasm))?;
-        wasms.push(wasm);
-        manifests.push(manifest_path);
+    // Per subject, in `subjects`' order: the function's manifest and wasm.
+    let mut deployments: Vec<(Vec<PathBuf>, Vec<PathBuf>)> = Vec::new();
+    for subject in &subjects {
+        let mut manifests = Vec::with_capacity(n);
+        let mut wasms = Vec::with_capacity(n);
+        // `hello` keeps the file names of the runs before p3-hello.
+        let prefix = match subject.name {
+            "hello" => "f".to_owned(),
+            other => format!("{other}-f"),
+        };
+        for i in 0..n {
+            let wasm = work.path().join(format!("{prefix}{i}.wasm"));
+            let bytes = gust_benches::support::distinct_component(
+                &subject.bytes,
+                &format!("{nonce}-{}-{i}", subject.name),
+            );
+            std::fs::write(&wasm, bytes)?;
+            let manifest_path = work.path().join(format!("{prefix}{i}.toml"));
+            std::fs::write(&manifest_path, manifest(&wasm))?;
+            wasms.push(wasm);
+            manifests.push(manifest_path);
+        }
+        deployments.push((manifests, wasms));
     }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -784,32 +887,41 @@ fn main() -> anyhow::Result<()> {
     }
     let cache_dir = work.path().join("cache-in-process");
     for cache in ["cold", "warm"] {
-        for (i, manifest_path) in manifests.iter().enumerate().take(args.functions) {
-            let row = in_process(
-                &rt,
-                &engine,
-                manifest_path,
-                &cache_dir,
-                cache,
-                i,
-                args.requests,
-            )
-            .with_context(|| format!("in-process, {cache}, function {i}"))?;
-            eprintln!(
-                "in_process {cache} f{i}: deploy→first {:.3} ms (load {:.3}), first {:.3} ms, steady {:.3} ms",
-                row.deploy_to_first_ms,
-                row.load_ms.unwrap_or(f64::NAN),
-                row.first_ms,
-                row.steady_median_ms
-            );
-            rows.push(row);
+        for (subject, (manifests, _)) in subjects.iter().zip(&deployments) {
+            let name = subject.name;
+            for (i, manifest_path) in manifests.iter().enumerate().take(args.functions) {
+                let row = in_process(
+                    &rt,
+                    &engine,
+                    subject,
+                    manifest_path,
+                    &cache_dir,
+                    cache,
+                    i,
+                    args.requests,
+                )
+                .with_context(|| format!("in-process, {cache}, {name} function {i}"))?;
+                eprintln!(
+                    "in_process {cache} {name} f{i}: deploy→first {:.3} ms (load {:.3}), first {:.3} ms, steady {:.3} ms",
+                    row.deploy_to_first_ms,
+                    row.load_ms.unwrap_or(f64::NAN),
+                    row.first_ms,
+                    row.steady_median_ms
+                );
+                rows.push(row);
+            }
         }
     }
 
-    // Step by step, warm: the cache holds functions 0..functions; compile
-    // any further ones first.
+    // Step by step, warm, the WASIp2 hello only (the steps are a p2
+    // `ProxyPre`'s): the cache holds functions 0..functions; compile any
+    // further ones first.
     let mut steps = Vec::new();
-    if args.breakdown > 0 {
+    let hello = subjects
+        .iter()
+        .position(|s| s.name == "hello")
+        .map(|at| &deployments[at].1);
+    if let Some(wasms) = hello.filter(|_| args.breakdown > 0) {
         let cache = CompileCache::new(engine.engine(), &CacheLocation::Dir(cache_dir.clone()));
         for wasm in wasms.iter().take(args.breakdown).skip(args.functions) {
             cache.load(engine.engine(), &std::fs::read(wasm)?)?;
@@ -831,27 +943,32 @@ fn main() -> anyhow::Result<()> {
             gust_used = Some(gust.display().to_string());
             let cache_dir = work.path().join("cache-process");
             for cache in ["cold", "warm"] {
-                for (i, manifest_path) in manifests.iter().enumerate().take(args.process_functions)
-                {
-                    let log = work.path().join(format!("gust-{cache}-{i}.log"));
-                    let row = process(
-                        &rt,
-                        &gust,
-                        manifest_path,
-                        &cache_dir,
-                        &log,
-                        cache,
-                        i,
-                        args.requests,
-                    )
-                    .with_context(|| format!("process, {cache}, function {i}"))?;
-                    eprintln!(
-                        "process {cache} f{i}: start→first {:.3} ms ({} polls), steady {:.3} ms",
-                        row.deploy_to_first_ms,
-                        row.polls.unwrap_or(0),
-                        row.steady_median_ms
-                    );
-                    rows.push(row);
+                for (subject, (manifests, _)) in subjects.iter().zip(&deployments) {
+                    let name = subject.name;
+                    for (i, manifest_path) in
+                        manifests.iter().enumerate().take(args.process_functions)
+                    {
+                        let log = work.path().join(format!("gust-{cache}-{name}-{i}.log"));
+                        let row = process(
+                            &rt,
+                            &gust,
+                            subject,
+                            manifest_path,
+                            &cache_dir,
+                            &log,
+                            cache,
+                            i,
+                            args.requests,
+                        )
+                        .with_context(|| format!("process, {cache}, {name} function {i}"))?;
+                        eprintln!(
+                            "process {cache} {name} f{i}: start→first {:.3} ms ({} polls), steady {:.3} ms",
+                            row.deploy_to_first_ms,
+                            row.polls.unwrap_or(0),
+                            row.steady_median_ms
+                        );
+                        rows.push(row);
+                    }
                 }
             }
         } else {
@@ -870,6 +987,7 @@ fn main() -> anyhow::Result<()> {
         functions: args.functions,
         requests: args.requests,
         process_functions: args.process_functions,
+        components: subjects.iter().map(|s| s.name).collect(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         load_average_before: load_before,
         load_average_after: load_average(),

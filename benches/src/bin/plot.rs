@@ -292,12 +292,18 @@ fn coldstart(file: &Path, out_dir: &Path) -> anyhow::Result<()> {
     let report = read_json(file)?;
     let stamp = report["stamp"].as_str().unwrap_or("unknown").to_owned();
     let rows = report["rows"].as_array().context("no `rows`")?;
-    let values = |mode: &str, cache: Option<&str>, field: &str| -> Vec<f64> {
+    // Rows before the p3 hello have no `component`: they are all `hello`.
+    let component_of =
+        |r: &serde_json::Value| r["component"].as_str().unwrap_or("hello").to_owned();
+    let values_of = |component: &str, mode: &str, cache: Option<&str>, field: &str| -> Vec<f64> {
         rows.iter()
+            .filter(|r| component_of(r) == component)
             .filter(|r| r["mode"] == mode && cache.is_none_or(|c| r["cache"] == c))
             .filter_map(|r| r[field].as_f64())
             .collect()
     };
+    let values =
+        |mode: &str, cache: Option<&str>, field: &str| values_of("hello", mode, cache, field);
     let mut categories = Vec::new();
     let mut add = |name: &str, values: Vec<f64>, color: RGBAColor| {
         if !values.is_empty() {
@@ -341,6 +347,22 @@ fn coldstart(file: &Path, out_dir: &Path) -> anyhow::Result<()> {
             steady,
         );
     }
+    // The WASIp3 hello (coldstart's `p3-hello` rows), in-process only.
+    add(
+        "p3 hello in-process, cold cache: deploy → first response",
+        values_of("p3-hello", "in_process", Some("cold"), "deploy_to_first_ms"),
+        cold,
+    );
+    add(
+        "p3 hello in-process, warm cache: deploy → first response",
+        values_of("p3-hello", "in_process", Some("warm"), "deploy_to_first_ms"),
+        warm,
+    );
+    add(
+        "p3 hello in-process: steady-state request (median per function)",
+        values_of("p3-hello", "in_process", None, "steady_median_ms"),
+        steady,
+    );
     if categories.is_empty() {
         bail!("{} has no rows", file.display());
     }
