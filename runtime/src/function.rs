@@ -34,6 +34,8 @@ pub struct Function {
     pub(crate) gate: Arc<Gate>,
     /// Whether the engine meters fuel.
     pub(crate) fuel: bool,
+    /// See [`crate::EngineConfig::fuel_flush_interval`].
+    pub(crate) fuel_flush: u64,
     /// Epoch ticks a guest runs before it yields its worker thread.
     pub(crate) slice_ticks: u32,
     /// Idle instances, when the function opted into reuse.
@@ -68,6 +70,7 @@ impl Function {
             admission: Admission::new(&spec.limits),
             gate: engine.gate().clone(),
             fuel: engine.is_metering_fuel(),
+            fuel_flush: engine.fuel_flush_interval(),
             slice_ticks: engine.slice_ticks(),
             warm: WarmPool::new(&spec.limits).map(Arc::new),
         })

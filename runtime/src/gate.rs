@@ -19,8 +19,9 @@
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Mutex;
-use std::task::{Context, Poll, Waker};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 /// How long a guest keeps its turn across epoch yields.
@@ -166,6 +167,29 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The waker the guest is polled with: wakes the guest's task and notes
+/// that it was woken, so that a `Pending` from a guest that woke itself in
+/// the same poll (wasmtime's fuel yield, every fuel flush interval) counts
+/// as a yield of a busy guest, not as a wait for I/O.
+struct NotingWaker {
+    woken: AtomicBool,
+    task: Mutex<Waker>,
+}
+
+impl Wake for NotingWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Relaxed);
+        self.task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wake_by_ref();
+    }
+}
+
 /// Runs `guest`, holding a turn of `gate` while it executes (see the
 /// module docs).
 pub(crate) async fn gated<F: Future>(gate: &Gate, guest: F) -> F::Output {
@@ -173,6 +197,11 @@ pub(crate) async fn gated<F: Future>(gate: &Gate, guest: F) -> F::Output {
     let mut turn: Option<(Turn<'_>, Instant)> = None;
     let mut waiting: Option<Waiting<'_>> = None;
     let mut needs_turn = Some(Class::Fresh);
+    let noting = Arc::new(NotingWaker {
+        woken: AtomicBool::new(false),
+        task: Mutex::new(Waker::noop().clone()),
+    });
+    let waker = Waker::from(noting.clone());
     std::future::poll_fn(move |cx| {
         if let Some(class) = needs_turn {
             let wait = waiting.get_or_insert(Waiting::new(gate, class));
@@ -185,11 +214,19 @@ pub(crate) async fn gated<F: Future>(gate: &Gate, guest: F) -> F::Output {
                 }
             }
         }
+        noting
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone_from(cx.waker());
+        noting.woken.store(false, Ordering::Relaxed);
         SLICE_YIELD.with(|y| y.set(false));
-        let polled = guest.as_mut().poll(cx);
+        let polled = guest.as_mut().poll(&mut Context::from_waker(&waker));
+        let yielded =
+            SLICE_YIELD.with(|y| y.replace(false)) || noting.woken.load(Ordering::Relaxed);
         if polled.is_ready() {
             turn = None;
-        } else if !SLICE_YIELD.with(|y| y.replace(false)) {
+        } else if !yielded {
             // Blocked on I/O: give the turn up, resume without one.
             turn = None;
         } else if turn
@@ -208,8 +245,7 @@ pub(crate) async fn gated<F: Future>(gate: &Gate, guest: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     fn free(gate: &Gate) -> usize {
         gate.lock().free
@@ -248,6 +284,26 @@ mod tests {
         assert!(run.as_mut().poll(&mut cx).is_pending());
         // Between polls of a short slice the turn is still held.
         assert_eq!(free(&gate), 0);
+        run.await;
+        assert_eq!(free(&gate), 1);
+    }
+
+    #[tokio::test]
+    async fn a_guest_that_wakes_itself_is_busy_not_waiting() {
+        let gate = Gate::new(1);
+        let polls = AtomicUsize::new(0);
+        // As wasmtime's fuel yield: wake, then `Pending`, no slice yield.
+        let guest = std::future::poll_fn(|cx| {
+            if polls.fetch_add(1, Ordering::Relaxed) == 3 {
+                return Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        });
+        let mut run = std::pin::pin!(gated(&gate, guest));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(run.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(free(&gate), 0, "a busy guest keeps its turn");
         run.await;
         assert_eq!(free(&gate), 1);
     }

@@ -131,6 +131,16 @@ impl Function {
                     HostState::new(io.clone(), &self.limits),
                 );
                 store.limiter(|state| &mut state.limiter);
+                // Fuel in portions, so that a guest stopped in a loop is
+                // billed what it burned (see `fuel_flush_interval`).
+                if self.fuel
+                    && let Err(e) = store.fuel_async_yield_interval(Some(self.fuel_flush))
+                {
+                    return Invoked::Failed {
+                        outcome: Outcome::Trap,
+                        detail: format!("setting the fuel interval: {e}"),
+                    };
+                }
                 // The guest's own handle tables, next to the host's resource
                 // table (capped in `HostState::new`).
                 store.set_max_component_handles(self.limits.resources);

@@ -26,6 +26,7 @@ fn pagemap_scan_supported() -> bool {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub(crate) fuel: bool,
+    pub(crate) fuel_flush: u64,
     pub(crate) wasip3: bool,
     pub(crate) pooling: bool,
     keep_resident: Option<usize>,
@@ -42,6 +43,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             fuel: true,
+            fuel_flush: 1_000_000,
             wasip3: true,
             pooling: true,
             keep_resident: None,
@@ -63,6 +65,21 @@ impl EngineConfig {
     /// are).
     pub fn fuel(mut self, on: bool) -> Self {
         self.fuel = on;
+        self
+    }
+
+    /// Fuel a guest runs between two points where its fuel count is known
+    /// to the host, in instructions. Default: 1,000,000 (about a
+    /// millisecond of CPU). Compiled Wasm keeps its fuel count in a
+    /// register and stores it only at calls, returns and when its fuel
+    /// runs out, not at the epoch checks where a deadline or a departed
+    /// client stops it: a loop stopped there would be billed only the fuel
+    /// stored before it began. So each store gets its fuel in portions of
+    /// this size (wasmtime's fuel yield interval): a guest stopped anywhere
+    /// is billed all but at most one portion. Each portion costs one
+    /// cooperative yield (a few microseconds).
+    pub fn fuel_flush_interval(mut self, fuel: u64) -> Self {
+        self.fuel_flush = fuel.max(1);
         self
     }
 

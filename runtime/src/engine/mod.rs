@@ -182,6 +182,11 @@ impl GustEngine {
         self.inner.config.fuel
     }
 
+    /// See [`EngineConfig::fuel_flush_interval`].
+    pub(crate) fn fuel_flush_interval(&self) -> u64 {
+        self.inner.config.fuel_flush
+    }
+
     /// Whether the pooling allocator is in use (by the WASIp2 engine).
     pub fn is_pooling(&self) -> bool {
         self.inner.p2.pooling
