@@ -1,8 +1,9 @@
 //! Calling a function's HTTP handler in a store, whichever `wasi:http` it
 //! exports: `wasi:http/incoming-handler@0.2.x` (WASIp2) or
 //! `wasi:http/handler@0.3.x` (WASIp3, which wasmtime documents as
-//! experimental). The kind is found per component at load time
-//! ([`Kind::of`]); everything around the call (fuel, deadline, gate,
+//! experimental). The kind is read from each component's exports before it
+//! is compiled ([`Kind::detect`]: the two kinds run on different engines,
+//! see `engine`) and checked when it is linked ([`typecheck`]); everything around the call (fuel, deadline, gate,
 //! limits, the usage record) is the same for both and lives in `invoke`.
 //!
 //! A p2 guest answers through a `response-outparam`; a p3 guest returns
@@ -71,31 +72,11 @@ impl Kind {
         Kind::P2
     }
 
-    /// Type-checks a linked component as a p3 service, else as a p2 proxy.
-    pub(crate) fn of(pre: InstancePre<HostState>) -> anyhow::Result<ProxyPre<HostState>> {
-        if let Ok(p3) = P3Pre::new(pre.clone()) {
-            return Ok(ProxyPre::P3(p3));
-        }
-        P2Pre::new(pre).map(ProxyPre::P2).map_err(|e| {
-            anyhow::anyhow!(
-                "it exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x: {e}"
-            )
-        })
-    }
-
     /// The kind of a pre-instantiated component.
     pub(crate) fn of_pre(pre: &ProxyPre<HostState>) -> Kind {
         match pre {
             ProxyPre::P2(_) => Kind::P2,
             ProxyPre::P3(_) => Kind::P3,
-        }
-    }
-
-    /// The engine a pre-instantiated component belongs to.
-    pub(crate) fn engine(pre: &ProxyPre<HostState>) -> &wasmtime::Engine {
-        match pre {
-            ProxyPre::P2(pre) => pre.engine(),
-            ProxyPre::P3(pre) => pre.engine(),
         }
     }
 
@@ -105,6 +86,26 @@ impl Kind {
             Kind::P2 => "wasi:http@0.2",
             Kind::P3 => "wasi:http@0.3",
         }
+    }
+}
+
+/// Type-checks a linked component as a p3 service, else as a p2 proxy.
+pub(crate) fn typecheck(pre: InstancePre<HostState>) -> anyhow::Result<ProxyPre<HostState>> {
+    if let Ok(p3) = P3Pre::new(pre.clone()) {
+        return Ok(ProxyPre::P3(p3));
+    }
+    P2Pre::new(pre).map(ProxyPre::P2).map_err(|e| {
+        anyhow::anyhow!(
+            "it exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x: {e}"
+        )
+    })
+}
+
+/// The engine a pre-instantiated component belongs to.
+pub(crate) fn engine_of(pre: &ProxyPre<HostState>) -> &wasmtime::Engine {
+    match pre {
+        ProxyPre::P2(pre) => pre.engine(),
+        ProxyPre::P3(pre) => pre.engine(),
     }
 }
 

@@ -57,7 +57,7 @@ impl Function {
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("linking `{}` against the host", spec.id))?;
-        let pre = Kind::of(pre)
+        let pre = crate::call::typecheck(pre)
             .map(Arc::new)
             .with_context(|| format!("`{}` is not a wasi:http component", spec.id))?;
         Ok(Function {

@@ -127,7 +127,7 @@ impl Function {
             }
             None => {
                 let mut store = Store::new(
-                    Kind::engine(&self.pre),
+                    crate::call::engine_of(&self.pre),
                     HostState::new(io.clone(), &self.limits),
                 );
                 store.limiter(|state| &mut state.limiter);
