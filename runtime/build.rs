@@ -36,6 +36,7 @@ const EXAMPLES: &[&str] = &[
     "p3-sleep",
     "p3-post-return",
     "spin-hello",
+    "log-forge",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

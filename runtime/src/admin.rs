@@ -145,6 +145,10 @@ fn metrics(ledger: Option<&Ledger>) -> String {
          gust_ledger_records_dropped_total {dropped}\n\
          # HELP gust_ledger_write_errors_total Failed ledger commits.\n\
          # TYPE gust_ledger_write_errors_total counter\n\
-         gust_ledger_write_errors_total {errors}\n"
+         gust_ledger_write_errors_total {errors}\n\
+         # HELP gust_guest_log_bytes_dropped_total Guest stdout/stderr bytes not logged (past the capture limit or over the per-function log rate).\n\
+         # TYPE gust_guest_log_bytes_dropped_total counter\n\
+         gust_guest_log_bytes_dropped_total {guest_dropped}\n",
+        guest_dropped = crate::output::log_bytes_dropped_total()
     )
 }

@@ -420,8 +420,8 @@ impl Completion {
         (stdout, stderr): (GuestOutput, GuestOutput),
     ) {
         let mut record = self.record.lock().unwrap_or_else(|e| e.into_inner());
-        stdout.log("stdout", record.function.as_str(), &record.request_id);
-        stderr.log("stderr", record.function.as_str(), &record.request_id);
+        stdout.log("stdout", &record.app, &record.function, &record.request_id);
+        stderr.log("stderr", &record.app, &record.function, &record.request_id);
         // Wasm fuel only; host fuel is added once the body is done too.
         record.fuel_consumed = wasm_fuel;
         record.outcome = outcome;

@@ -354,6 +354,13 @@ async fn admin_endpoint_serves_usage_and_metrics() {
         "{}",
         metrics.text()
     );
+    assert!(
+        metrics.text().contains(
+            "# TYPE gust_guest_log_bytes_dropped_total counter\ngust_guest_log_bytes_dropped_total "
+        ),
+        "{}",
+        metrics.text()
+    );
     let bad = crate::support::send(
         admin,
         Request::get("/usage?since=yesterday-ish")

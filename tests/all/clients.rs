@@ -494,6 +494,109 @@ async fn malformed_requests_get_400_or_a_close() {
     assert_hello(&server).await;
 }
 
+/// A chunked body hyper cannot decode (a bad chunk size, bare-LF lines) is
+/// the client's error, found once the guest reads the body: the client gets
+/// gust's 400 in place of whatever the guest answered (never 499, which is
+/// for records and logs only), and the usage record has that status.
+#[tokio::test]
+async fn a_malformed_chunked_body_gets_400() {
+    let server = TestServer::start(&manifest("")).await;
+    let cases: &[(&str, &[u8])] = &[
+        ("bad chunk size", b"zz\r\nabc\r\n0\r\n\r\n"),
+        ("bare-LF chunk lines", b"3\nabc\n0\n\n"),
+        ("bare LF after chunk data", b"3\r\nabc\n0\r\n\r\n"),
+        (
+            "bad size after a good chunk",
+            b"3\r\nabc\r\nxyz\r\n0\r\n\r\n",
+        ),
+    ];
+    for (name, body) in cases {
+        let mut request =
+            b"POST /echo/chunks HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+                .to_vec();
+        request.extend_from_slice(body);
+        let reply = raw_exchange(server.addr, &request, Duration::from_secs(8))
+            .await
+            .unwrap_or_else(|partial| {
+                panic!(
+                    "{name}: connection not closed within 8 s; got {:?}",
+                    String::from_utf8_lossy(&partial)
+                )
+            });
+        let text = String::from_utf8_lossy(&reply);
+        let line = status_line(&reply);
+        assert_eq!(line, "HTTP/1.1 400 Bad Request", "{name}: {text}");
+        assert!(
+            text.ends_with("\r\n\r\nmalformed request body\n"),
+            "{name}: {text}"
+        );
+        let record = server.record(&request_id_in(&text)).await;
+        eprintln!(
+            "malformed chunked body, {name}: {line:?}; record outcome {} status {}",
+            record.outcome, record.status
+        );
+        assert_eq!(
+            record.status, 400,
+            "{name}: the record's status is not the client's"
+        );
+        // The outcome is how the guest ended: it answered (the SDK's own
+        // 400), or, preempted after answering, it was stopped when its
+        // response was replaced (which the record shows as client_gone).
+        assert!(
+            matches!(record.outcome, Outcome::Ok | Outcome::ClientGone),
+            "{name}: {}",
+            record.outcome
+        );
+    }
+    assert_hello(&server).await;
+}
+
+/// A client that half-closes the connection before its body is complete
+/// and waits for the answer gets 400, not 499; the record says it left.
+#[tokio::test]
+async fn a_body_cut_short_by_a_half_close_gets_400_not_499() {
+    let server = TestServer::start(&manifest("")).await;
+    let cases: &[(&str, &[u8])] = &[
+        (
+            "content-length",
+            b"POST /echo/short HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc",
+        ),
+        (
+            "chunked",
+            b"POST /echo/short HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        ),
+    ];
+    for (name, request) in cases {
+        let mut stream = connect(server.addr).await;
+        stream.write_all(request).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let reply = read_to_close(&mut stream, Duration::from_secs(8))
+            .await
+            .unwrap_or_else(|partial| {
+                panic!(
+                    "{name}: connection not closed within 8 s; got {:?}",
+                    String::from_utf8_lossy(&partial)
+                )
+            });
+        let text = String::from_utf8_lossy(&reply);
+        let line = status_line(&reply);
+        eprintln!("half-closed mid-body, {name}: {line:?}");
+        assert!(
+            line.is_empty() || line.starts_with("HTTP/1.1 400 "),
+            "{name}: expected 400 or a close, got {text:?}"
+        );
+        if !line.is_empty() {
+            let record = server.record(&request_id_in(&text)).await;
+            eprintln!(
+                "half-closed mid-body, {name}: record outcome {} status {}",
+                record.outcome, record.status
+            );
+            assert_eq!(record.outcome, Outcome::ClientGone, "{name}");
+        }
+    }
+    assert_hello(&server).await;
+}
+
 /// Content-Length and Transfer-Encoding together (request smuggling): the
 /// body is never taken by its Content-Length, and whatever follows is never
 /// served as a second request.

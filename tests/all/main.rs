@@ -17,6 +17,7 @@ mod loading;
 mod outbound;
 mod p3;
 mod raw;
+mod request_ids;
 mod reuse;
 mod routing;
 mod shutdown;

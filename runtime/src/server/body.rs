@@ -16,13 +16,16 @@ use wasmtime_wasi_http::Error;
 use super::Rejection;
 use crate::host::IoMeter;
 
-/// Why the body stream was cut. The request path answers 413 and 408 in
-/// place of the guest's response, and the usage record shows what the
+/// Why the body stream was cut. The request path answers 400, 413 and 408
+/// in place of the guest's response, and the usage record shows what the
 /// client got.
 #[derive(Debug, Default)]
 pub(crate) struct BodyStatus {
     pub(crate) too_large: AtomicBool,
     pub(crate) timed_out: AtomicBool,
+    /// The body's framing is invalid (a bad chunk size, bare-LF chunk
+    /// lines): the client is still there and gets 400.
+    pub(crate) malformed: AtomicBool,
     /// The connection ended before the body did.
     pub(crate) client_gone: AtomicBool,
     /// The body no longer holds the connection: it was empty from the
@@ -35,7 +38,9 @@ impl BodyStatus {
     /// What the client gets instead of the guest's response, if the body
     /// was cut.
     pub(crate) fn rejection(&self) -> Option<Rejection> {
-        if self.client_gone.load(Ordering::Relaxed) {
+        if self.malformed.load(Ordering::Relaxed) {
+            Some(Rejection::MalformedBody)
+        } else if self.client_gone.load(Ordering::Relaxed) {
             Some(Rejection::Failed(crate::Outcome::ClientGone))
         } else if self.too_large.load(Ordering::Relaxed) {
             Some(Rejection::BodyTooLarge)
@@ -121,10 +126,13 @@ impl Body for LimitedBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                // Not a malformed body: the connection ended under it.
-                if !e.is_parse() {
-                    this.status.client_gone.store(true, Ordering::Relaxed);
-                }
+                let cut = if is_malformed(&e) {
+                    &this.status.malformed
+                } else {
+                    // The connection ended under the body.
+                    &this.status.client_gone
+                };
+                cut.store(true, Ordering::Relaxed);
                 Poll::Ready(Some(Err(Error::Hyper(e))))
             }
             Poll::Ready(None) => {
@@ -171,6 +179,27 @@ impl Drop for LimitedBody {
         let (remaining, deadline) = (self.remaining, self.deadline);
         runtime.spawn(drain(inner, remaining, deadline));
     }
+}
+
+/// Whether hyper failed the body because its framing is invalid (HTTP/1.1
+/// chunked decoding reports `InvalidInput` or `InvalidData`) rather than
+/// because the connection ended (`UnexpectedEof`, a reset, a stream reset
+/// by the HTTP/2 peer).
+fn is_malformed(e: &hyper::Error) -> bool {
+    if e.is_parse() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Reads and discards the rest of a body: at most `remaining` bytes, until

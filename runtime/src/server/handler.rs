@@ -2,10 +2,11 @@
 //! status.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, HeaderValue, header};
 use hyper::body::Incoming;
+use rand::RngExt as _;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::body::LimitedBody;
@@ -28,10 +29,24 @@ pub mod headers {
 
 const RESERVED_PREFIX: &str = "x-gust-";
 
-static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+/// Length of a request id: 32 lowercase hex digits.
+const REQUEST_ID_LEN: usize = 32;
 
-fn next_request_id() -> String {
-    format!("{:016x}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed))
+/// A new request id, 128 bits as [`REQUEST_ID_LEN`] lowercase hex digits:
+/// the wall-clock time in milliseconds since the Unix epoch (48 bits, the
+/// first 12 digits), then 80 random bits from the thread's ChaCha
+/// generator (seeded from the OS, no system call per request). Unique in
+/// practice, sortable by time to the millisecond, and telling nothing of
+/// the requests served before or since.
+fn new_request_id() -> String {
+    const MS_BITS: u32 = 48;
+    const RANDOM_BITS: u32 = 128 - MS_BITS;
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis())
+        & ((1 << MS_BITS) - 1);
+    let random = rand::rng().random::<u128>() >> MS_BITS;
+    format!("{:0REQUEST_ID_LEN$x}", (ms << RANDOM_BITS) | random)
 }
 
 /// Serves one request. Never fails: every error becomes a response.
@@ -39,7 +54,7 @@ pub(crate) async fn handle(
     app: App,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let request_id = next_request_id();
+    let request_id = new_request_id();
     let mut response = route_and_invoke(&app, request, request_id.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
@@ -160,4 +175,32 @@ fn route_headers(target: &RouteTarget, params: &[(&str, &str)]) -> Option<http::
         map.insert(name.clone(), HeaderValue::from_str(value).ok()?);
     }
     Some(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_unique_hex_and_start_with_the_time() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let ids: Vec<String> = (0..10_000).map(|_| new_request_id()).collect();
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.len(), REQUEST_ID_LEN, "{id}");
+            assert!(
+                id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+                "{id}"
+            );
+            let ms = u128::from_str_radix(&id[..12], 16).unwrap();
+            assert!(
+                (before.as_millis()..=after.as_millis()).contains(&ms),
+                "{id}"
+            );
+        }
+        // Within one millisecond the order is random; across them, by time.
+        assert!(ids.iter().map(|id| &id[..12]).is_sorted());
+    }
 }

@@ -18,6 +18,9 @@ pub enum Rejection {
     BodyTooLarge,
     /// The body did not arrive within `[server].body_read_timeout`: 408.
     BodyTimeout,
+    /// The body's framing is invalid (HTTP/1.1 chunked encoding with a bad
+    /// chunk size or bare-LF lines): 400.
+    MalformedBody,
     /// The request target is longer than `[server].max_url_length`: 414.
     UriTooLong,
     /// More headers than `[server].max_headers` (HTTP/2; hyper answers
@@ -39,13 +42,15 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// The status this rejection is answered with.
+    /// The status of this rejection, as usage records and logs show it.
+    /// The client gets [`Rejection::wire_status`].
     pub fn status(&self) -> StatusCode {
         match self {
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Rejection::MalformedBody => StatusCode::BAD_REQUEST,
             Rejection::UriTooLong => StatusCode::URI_TOO_LONG,
             Rejection::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Rejection::Busy => StatusCode::SERVICE_UNAVAILABLE,
@@ -56,12 +61,24 @@ impl Rejection {
         }
     }
 
+    /// The status the client gets: [`Rejection::status`], except that 499
+    /// (the client went away) is for records and logs only. A client that
+    /// ended its request early but still reads (e.g. half-closed the
+    /// connection mid-body) gets 400.
+    pub fn wire_status(&self) -> StatusCode {
+        match self {
+            Rejection::Failed(Outcome::ClientGone) => StatusCode::BAD_REQUEST,
+            _ => self.status(),
+        }
+    }
+
     fn message(&self) -> &'static str {
         match self {
             Rejection::NotFound => "not found",
             Rejection::MethodNotAllowed(_) => "method not allowed",
             Rejection::BodyTooLarge => "request body too large",
             Rejection::BodyTimeout => "request body not received in time",
+            Rejection::MalformedBody => "malformed request body",
             Rejection::UriTooLong => "URI too long",
             Rejection::TooManyHeaders => "too many request headers",
             Rejection::Busy => "function busy, retry later",
@@ -73,7 +90,7 @@ impl Rejection {
             Rejection::Failed(Outcome::NoResponse | Outcome::Ok) => "function sent no response",
             Rejection::GuestError => "function failed",
             Rejection::QuotaExceeded(_) => "function quota exceeded, retry later",
-            Rejection::Failed(Outcome::ClientGone) => "client went away",
+            Rejection::Failed(Outcome::ClientGone) => "request body incomplete",
             Rejection::Failed(Outcome::ResponseTooLarge) => "response too large",
         }
     }
@@ -82,7 +99,7 @@ impl Rejection {
     /// `Retry-After` where they apply.
     pub fn into_response(self) -> hyper::Response<HyperOutgoingBody> {
         let mut response = hyper::Response::new(text_body(format!("{}\n", self.message())));
-        *response.status_mut() = self.status();
+        *response.status_mut() = self.wire_status();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
