@@ -157,7 +157,15 @@ impl Bench {
     /// Like [`Bench::new`], on gust's engine for components of `kind`
     /// (the WASIp3 one has the component model's async support).
     pub fn on_engine(mode: Mode, bytes: &'static [u8], kind: Kind) -> anyhow::Result<Bench> {
-        let gust = GustEngine::new(&EngineConfig::default().pooling(mode.pooling()))?;
+        let mut config = EngineConfig::default().pooling(mode.pooling());
+        // For A/B runs of the pooled memory reset (see the README).
+        if let Some(bytes) = std::env::var("GUST_BENCH_KEEP_RESIDENT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            config = config.memory_keep_resident(bytes);
+        }
+        let gust = GustEngine::new(&config)?;
         if mode.pooling() && !gust.is_pooling() {
             bail!("the pooling allocator could not be reserved on this machine");
         }
