@@ -1,109 +1,11 @@
 //! The `gust` binary, run as a user runs it.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-const GUST: &str = env!("CARGO_BIN_EXE_gust");
+mod support;
 
-/// A `gust serve` process on an ephemeral loopback port, killed on drop.
-struct Serving {
-    child: Child,
-    _data: tempfile::TempDir,
-    addr: SocketAddr,
-    /// The log up to "serving on".
-    startup: String,
-    log: mpsc::Receiver<String>,
-}
-
-impl Serving {
-    fn start(args: &[&str]) -> Serving {
-        // The default ledger lives in the data directory: keep it here.
-        let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(GUST)
-            .env("XDG_DATA_HOME", data.path())
-            .env("XDG_CACHE_HOME", data.path())
-            .arg("serve")
-            .args(args)
-            .args(["--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning gust");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut startup = String::new();
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(120))
-                .expect("gust did not report its address");
-            startup.push_str(&line);
-            startup.push('\n');
-            if let Some(at) = line.find("serving on http://") {
-                let addr = &line[at + "serving on http://".len()..];
-                break addr.trim().parse().expect("address in log line");
-            }
-        };
-        Serving {
-            child,
-            _data: data,
-            addr,
-            startup,
-            log: rx,
-        }
-    }
-
-    /// Sends SIGTERM and returns the rest of the log once gust exited.
-    fn terminate(mut self) -> (bool, String) {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let mut log = String::new();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(30)) {
-            log.push_str(&line);
-            log.push('\n');
-        }
-        let exit = self.child.wait().unwrap();
-        (exit.success(), log)
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.0 GET (so the body is never chunked); returns the status
-/// code and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_owned())
-}
+use support::{GUST, Serving, get};
 
 #[test]
 fn serve_with_no_arguments_serves_the_examples_and_shuts_down_gracefully() {
@@ -116,6 +18,7 @@ fn serve_with_no_arguments_serves_the_examples_and_shuts_down_gracefully() {
     let (status, _) = get(server.addr, "/hello");
     assert_eq!(status, 200);
     let (exited_cleanly, log) = server.terminate();
+    let log = log.join("\n");
     assert!(exited_cleanly, "{log}");
     assert!(log.contains("shutting down"), "{log}");
     // The default ledger got the three invocations on shutdown.
@@ -141,6 +44,7 @@ fn serve_a_single_wasip3_component() {
     assert_eq!(status, 200);
     assert_eq!(body, "Hello from a Spin SDK 7 component at /from/spin!\n");
     let (exited_cleanly, log) = server.terminate();
+    let log = log.join("\n");
     assert!(exited_cleanly, "{log}");
     assert!(log.contains("outcome=ok"), "no usage record logged: {log}");
 }
@@ -167,6 +71,7 @@ fn an_unusable_cache_dir_costs_compile_time_not_service() {
     let (status, body) = get(server.addr, "/hello");
     assert_eq!((status, body.as_str()), (200, "Hello from gust!\n"));
     let (exited_cleanly, log) = server.terminate();
+    let log = log.join("\n");
     assert!(exited_cleanly, "{log}");
 }
 

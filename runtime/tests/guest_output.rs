@@ -1,126 +1,18 @@
 //! Guest stdout/stderr in the operator's log, read as an operator reads it:
 //! the stderr of a `gust serve` process, in its default format.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use gust_runtime::examples;
+use support::{Serving, get};
 
-/// `gust serve COMPONENT` on an ephemeral loopback port, killed on drop.
-struct Serving {
-    child: Child,
-    _data: tempfile::TempDir,
-    addr: SocketAddr,
-    log: mpsc::Receiver<String>,
-}
+mod support;
 
-impl Serving {
-    fn start(component: &str) -> Serving {
-        let data = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gust"))
-            .env("XDG_DATA_HOME", data.path())
-            .env("XDG_CACHE_HOME", data.path())
-            .args(["serve", component, "--listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning gust");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            // Lines as bytes: a test of what reaches the log must not stop at
-            // invalid UTF-8.
-            let mut reader = BufReader::new(stderr);
-            let mut line = Vec::new();
-            while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-                let text = String::from_utf8_lossy(&line)
-                    .trim_end_matches('\n')
-                    .to_owned();
-                line.clear();
-                if tx.send(text).is_err() {
-                    break;
-                }
-            }
-        });
-        let addr = loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(120))
-                .expect("gust did not report its address");
-            if let Some(at) = line.find("serving on http://") {
-                let addr = &line[at + "serving on http://".len()..];
-                break addr.trim().parse().expect("address in log line");
-            }
-        };
-        Serving {
-            child,
-            _data: data,
-            addr,
-            log: rx,
-        }
-    }
-
-    /// The log lines so far, and more until one passes `done` or `wait`
-    /// has passed.
-    fn read_until(&self, wait: Duration, done: impl Fn(&str) -> bool) -> Vec<String> {
-        let until = Instant::now() + wait;
-        let mut log = Vec::new();
-        while let Ok(line) = self
-            .log
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            let finished = done(&line);
-            log.push(line);
-            if finished {
-                break;
-            }
-        }
-        log
-    }
-
-    /// Sends SIGTERM and returns the log lines since start-up (or the last
-    /// read) once gust exited.
-    fn terminate(mut self) -> Vec<String> {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
-        let mut log = Vec::new();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(30)) {
-            log.push(line);
-        }
-        let exit = self.child.wait().unwrap();
-        assert!(exit.success(), "{}", log.join("\n"));
-        log
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.0 GET; returns the status code and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_owned())
+/// Stops gust, which must exit cleanly, and returns the rest of its log.
+fn terminated(server: Serving) -> Vec<String> {
+    let (exited_cleanly, log) = server.terminate();
+    assert!(exited_cleanly, "{}", log.join("\n"));
+    log
 }
 
 /// A line of gust's default log format: `<time>  <LEVEL> <target>: <rest>`.
@@ -208,10 +100,10 @@ fn field<'a>(fields: &'a [(String, String)], key: &str) -> Vec<&'a str> {
 
 #[test]
 fn guest_output_cannot_forge_an_invocation_record() {
-    let server = Serving::start(examples::LOG_FORGE_PATH);
+    let server = Serving::start(&[examples::LOG_FORGE_PATH]);
     let (status, body) = get(server.addr, "/?forge");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
-    let log = server.terminate();
+    let log = terminated(server);
     let text = log.join("\n");
 
     // One usage record, the real one.
@@ -288,7 +180,7 @@ fn a_flooding_guest_is_held_to_its_log_rate_and_every_drop_reported() {
     const FLOOD: usize = 64 << 10;
     const REQUESTS: usize = 64;
 
-    let server = Serving::start(examples::LOG_FORGE_PATH);
+    let server = Serving::start(&[examples::LOG_FORGE_PATH]);
     let started = Instant::now();
     for _ in 0..REQUESTS {
         let (status, body) = get(server.addr, &format!("/?flood={FLOOD}"));
@@ -304,7 +196,7 @@ fn a_flooding_guest_is_held_to_its_log_rate_and_every_drop_reported() {
             reports.get() == 2
         }
     });
-    log.extend(server.terminate());
+    log.extend(terminated(server));
     let text_len: usize = log.iter().map(|l| l.len() + 1).sum();
 
     let records: Vec<Record> = log.iter().filter_map(|line| record(line)).collect();
