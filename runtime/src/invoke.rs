@@ -32,7 +32,7 @@ use crate::gate;
 use crate::host::{HostState, IoMeter};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
 use crate::output::GuestOutput;
-use crate::quota::Quota;
+use crate::quota::Reservation;
 use crate::reuse::{Warm, WarmPool};
 use crate::server::BodyStatus;
 
@@ -98,11 +98,18 @@ impl Function {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        if let Some(quota) = &self.quota
-            && let Err(retry_after) = quota.check(SystemTime::now())
-        {
-            return Invoked::QuotaExceeded(retry_after);
-        }
+        // Reserves the whole fuel budget against the quota, so concurrent
+        // invocations cannot overshoot it; released if this returns before
+        // the invocation runs, settled with the fuel used when it ends.
+        let reservation = match &self.quota {
+            Some(quota) => {
+                match quota.reserve(SystemTime::now(), self.limits.fuel, self.limits.timeout) {
+                    Ok(reservation) => Some(reservation),
+                    Err(retry_after) => return Invoked::QuotaExceeded(retry_after),
+                }
+            }
+            None => None,
+        };
 
         let slot = match self.admission.admit().await {
             Ok(slot) => slot,
@@ -218,7 +225,7 @@ impl Function {
             cancel: cancel.clone(),
             io,
             prices: self.prices.clone(),
-            quota: self.quota.clone(),
+            quota: reservation,
             sinks,
         });
 
@@ -406,7 +413,7 @@ struct Completion {
     cancel: Arc<Notify>,
     io: Arc<IoMeter>,
     prices: Arc<Prices>,
-    quota: Option<Arc<Quota>>,
+    quota: Option<Reservation>,
     sinks: Arc<[RecordSink]>,
 }
 
@@ -480,8 +487,8 @@ impl Drop for Completion {
             request_bytes: record.request_bytes,
             response_bytes: record.response_bytes,
         });
-        if let Some(quota) = &self.quota {
-            quota.charge(SystemTime::now(), record.fuel_consumed);
+        if let Some(reservation) = self.quota.take() {
+            reservation.settle(SystemTime::now(), record.fuel_consumed);
         }
         crate::metering::log(&record);
         for sink in self.sinks.iter() {

@@ -2,12 +2,25 @@
 //!
 //! A quota of `fuel` per `window` counts the fuel of every invocation that
 //! ends within a window. Windows are aligned to multiples of their length
-//! since the Unix epoch (an hourly quota rolls over on the hour). Once a
-//! window's usage reaches the quota, requests to the function get `429` with
-//! `Retry-After` set to the seconds left in the window. Usage is kept in
-//! memory: a restart starts a fresh window count.
+//! since the Unix epoch (an hourly quota rolls over on the hour). Usage is
+//! kept in memory: a restart starts a fresh window count.
+//!
+//! Admission reserves the invocation's whole fuel budget (the most it can
+//! use), so concurrent invocations cannot together pass the quota: a request
+//! is admitted only while the window's fuel used, plus the budgets of the
+//! invocations in flight, plus its own budget fit in the quota. When the
+//! invocation ends its reservation is replaced by the fuel it actually used,
+//! charged to the window it ends in; reservations of invocations still in
+//! flight when a window rolls count against the new window. A budget larger
+//! than the whole quota could never fit: such an invocation is admitted
+//! alone (nothing else in flight) while the window is not used up, so a
+//! window's usage passes its quota by at most that one invocation's budget,
+//! and never when budgets are at most the quota. Refused requests get `429`
+//! with `Retry-After`: the seconds left in the window, or (when only
+//! invocations in flight stand in the way) at most the hint the caller
+//! passes, e.g. the function's timeout.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
@@ -34,7 +47,22 @@ pub struct Quota {
 #[derive(Debug, Default)]
 struct Window {
     index: u64,
+    /// Fuel of the invocations that ended in this window.
     used: u64,
+    /// Budgets of the invocations in flight, whichever window they were
+    /// admitted in.
+    reserved: u64,
+}
+
+/// The fuel budget an admitted invocation holds against its function's
+/// quota. [`Reservation::settle`] replaces it with the fuel actually used;
+/// dropped unsettled (the invocation never ran), it is released.
+#[derive(Debug)]
+#[must_use = "dropping a reservation releases it"]
+pub struct Reservation {
+    quota: Arc<Quota>,
+    budget: u64,
+    settled: bool,
 }
 
 impl Quota {
@@ -59,28 +87,75 @@ impl Quota {
         )
     }
 
-    /// `Err(retry_after)` when the window's quota is used up.
-    pub fn check(&self, now: SystemTime) -> Result<(), Duration> {
+    /// The window of `now`, rolled over if its time has come: the fuel used
+    /// starts again at 0, reservations in flight are kept.
+    fn current(&self, now: SystemTime) -> (std::sync::MutexGuard<'_, Window>, Duration) {
         let (index, rest) = self.index_and_rest(now);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.index != index {
-            *state = Window { index, used: 0 };
+            state.index = index;
+            state.used = 0;
         }
-        if state.used >= self.limit {
-            Err(rest)
+        (state, rest)
+    }
+
+    /// Admits an invocation that may use up to `budget` fuel, reserving it,
+    /// or `Err(retry_after)`: the rest of the window when the window's usage
+    /// leaves no room for `budget`, at most `busy` when invocations in
+    /// flight do.
+    pub fn reserve(
+        self: &Arc<Self>,
+        now: SystemTime,
+        budget: u64,
+        busy: Duration,
+    ) -> Result<Reservation, Duration> {
+        let (mut state, rest) = self.current(now);
+        let fits = |reserved: u64| {
+            let total = state.used.saturating_add(reserved).saturating_add(budget);
+            // A budget over the whole quota runs alone, in a window not
+            // used up: the one overshoot allowed.
+            total <= self.limit || (budget > self.limit && reserved == 0 && state.used < self.limit)
+        };
+        if fits(state.reserved) {
+            state.reserved = state.reserved.saturating_add(budget);
+            return Ok(Reservation {
+                quota: self.clone(),
+                budget,
+                settled: false,
+            });
+        }
+        if state.reserved > 0 && fits(0) {
+            Err(rest.min(busy))
         } else {
-            Ok(())
+            Err(rest)
         }
     }
 
-    /// Adds an ended invocation's fuel to the window it ended in.
-    pub fn charge(&self, now: SystemTime, fuel: u64) {
-        let (index, _) = self.index_and_rest(now);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.index != index {
-            *state = Window { index, used: 0 };
-        }
+    /// Fuel used in the window of `now`, and fuel reserved in flight.
+    pub fn usage(&self, now: SystemTime) -> (u64, u64) {
+        let (state, _) = self.current(now);
+        (state.used, state.reserved)
+    }
+}
+
+impl Reservation {
+    /// Ends the invocation: its reservation is replaced by the `fuel` it
+    /// used, charged to the window of `now` (the one it ended in).
+    pub fn settle(mut self, now: SystemTime, fuel: u64) {
+        let (mut state, _) = self.quota.current(now);
+        state.reserved = state.reserved.saturating_sub(self.budget);
         state.used = state.used.saturating_add(fuel);
+        drop(state);
+        self.settled = true;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            let mut state = self.quota.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.reserved = state.reserved.saturating_sub(self.budget);
+        }
     }
 }
 
@@ -92,20 +167,86 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
+    fn quota(fuel: u64) -> Arc<Quota> {
+        Arc::new(Quota::new(QuotaDecl {
+            fuel,
+            window: Duration::from_secs(60),
+        }))
+    }
+
+    const BUSY: Duration = Duration::from_secs(5);
+
     #[test]
     fn quota_blocks_until_the_window_rolls() {
-        let q = Quota::new(QuotaDecl {
-            fuel: 100,
-            window: Duration::from_secs(60),
-        });
-        assert_eq!(q.check(at(600)), Ok(()));
-        q.charge(at(600), 60);
-        assert_eq!(q.check(at(610)), Ok(()));
-        q.charge(at(610), 60);
-        // 120 >= 100: blocked for the remaining 50 s of [600, 660).
-        assert_eq!(q.check(at(610)), Err(Duration::from_secs(50)));
-        assert_eq!(q.check(at(659)), Err(Duration::from_secs(1)));
+        let q = quota(100);
+        q.reserve(at(600), 60, BUSY).unwrap().settle(at(600), 60);
+        // 60 used + 60 budget > 100: no room left in [600, 660).
+        assert_eq!(
+            q.reserve(at(610), 60, BUSY).err(),
+            Some(Duration::from_secs(50))
+        );
+        q.reserve(at(610), 40, BUSY).unwrap().settle(at(610), 40);
+        assert_eq!(
+            q.reserve(at(659), 1, BUSY).err(),
+            Some(Duration::from_secs(1))
+        );
         // The next window starts empty.
-        assert_eq!(q.check(at(660)), Ok(()));
+        assert!(q.reserve(at(660), 60, BUSY).is_ok());
+        assert_eq!(q.usage(at(660)), (0, 0));
+    }
+
+    #[test]
+    fn budgets_in_flight_hold_their_place_until_settled() {
+        let q = quota(100);
+        let a = q.reserve(at(600), 40, BUSY).unwrap();
+        let b = q.reserve(at(600), 40, BUSY).unwrap();
+        // 80 reserved: a third 40 would pass the quota; it is worth
+        // retrying once those in flight end.
+        assert_eq!(q.reserve(at(600), 40, BUSY).err(), Some(BUSY));
+        assert_eq!(q.usage(at(600)), (0, 80));
+        // Replaced by the fuel actually used, so room comes back.
+        a.settle(at(601), 10);
+        assert_eq!(q.usage(at(601)), (10, 40));
+        let c = q.reserve(at(601), 40, BUSY).unwrap();
+        // Dropped unsettled (it never ran): released, nothing charged.
+        drop(c);
+        assert_eq!(q.usage(at(601)), (10, 40));
+        b.settle(at(602), 40);
+        assert_eq!(q.usage(at(602)), (50, 0));
+    }
+
+    #[test]
+    fn reservations_in_flight_count_against_the_next_window() {
+        let q = quota(100);
+        let a = q.reserve(at(650), 70, BUSY).unwrap();
+        // The window rolled while `a` runs: it still holds 70.
+        assert_eq!(q.reserve(at(661), 40, BUSY).err(), Some(BUSY));
+        // Its fuel goes to the window it ends in.
+        a.settle(at(662), 70);
+        assert_eq!(q.usage(at(662)), (70, 0));
+        assert_eq!(
+            q.reserve(at(662), 40, BUSY).err(),
+            Some(Duration::from_secs(58))
+        );
+    }
+
+    #[test]
+    fn a_budget_over_the_quota_runs_alone() {
+        let q = quota(100);
+        let small = q.reserve(at(600), 10, BUSY).unwrap();
+        // Never fits: waits until nothing else is in flight.
+        assert_eq!(q.reserve(at(600), 500, BUSY).err(), Some(BUSY));
+        small.settle(at(600), 10);
+        let big = q.reserve(at(600), 500, BUSY).unwrap();
+        // Nothing else while it runs.
+        assert_eq!(q.reserve(at(600), 1, BUSY).err(), Some(BUSY));
+        assert!(q.reserve(at(600), 500, BUSY).is_err());
+        // At most one budget over the quota: 10 + 500.
+        big.settle(at(601), 500);
+        assert_eq!(q.usage(at(601)), (510, 0));
+        assert_eq!(
+            q.reserve(at(601), 500, BUSY).err(),
+            Some(Duration::from_secs(59))
+        );
     }
 }
