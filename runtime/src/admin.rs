@@ -132,9 +132,9 @@ fn parse_filter(query: &str) -> anyhow::Result<UsageFilter> {
 }
 
 fn metrics(ledger: Option<&Ledger>) -> String {
-    let (written, dropped, errors) = ledger.map_or((0, 0, 0), |l| {
+    let (written, dropped, errors, lost) = ledger.map_or((0, 0, 0, 0), |l| {
         let s = l.stats();
-        (s.written(), s.dropped(), s.write_errors())
+        (s.written(), s.dropped(), s.write_errors(), s.records_lost())
     });
     format!(
         "# HELP gust_ledger_records_written_total Usage records committed to the ledger.\n\
@@ -143,9 +143,12 @@ fn metrics(ledger: Option<&Ledger>) -> String {
          # HELP gust_ledger_records_dropped_total Usage records lost (queue full or failed commit).\n\
          # TYPE gust_ledger_records_dropped_total counter\n\
          gust_ledger_records_dropped_total {dropped}\n\
-         # HELP gust_ledger_write_errors_total Failed ledger commits.\n\
+         # HELP gust_ledger_write_errors_total Failed ledger commits, and ledger files found removed or replaced.\n\
          # TYPE gust_ledger_write_errors_total counter\n\
          gust_ledger_write_errors_total {errors}\n\
+         # HELP gust_ledger_records_lost_total Usage records committed to a ledger file that was then removed or replaced while open.\n\
+         # TYPE gust_ledger_records_lost_total counter\n\
+         gust_ledger_records_lost_total {lost}\n\
          # HELP gust_guest_log_bytes_dropped_total Guest stdout/stderr bytes not logged (past the capture limit or over the per-function log rate).\n\
          # TYPE gust_guest_log_bytes_dropped_total counter\n\
          gust_guest_log_bytes_dropped_total {guest_dropped}\n",

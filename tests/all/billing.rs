@@ -301,6 +301,74 @@ function = "hello"
     assert_eq!(server.get("/hello").await.status, StatusCode::OK);
 }
 
+/// Concurrent requests cannot overshoot a quota: admission reserves each
+/// invocation's whole budget, so with a quota of four budgets only four of
+/// twenty requests fired at once run (each burns its whole budget).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_do_not_overshoot_the_quota() {
+    const BUDGET: u64 = 20_000_000;
+    const QUOTA: u64 = 4 * BUDGET;
+    let server = std::sync::Arc::new(
+        TestServer::start(&format!(
+            r#"
+[functions.spin]
+component = "{{SPIN}}"
+fuel = {BUDGET}
+quota = {{ fuel = {QUOTA}, window = "1h" }}
+[[routes]]
+path = "/spin"
+function = "spin"
+"#
+        ))
+        .await,
+    );
+    // Not within a minute of the hour, so the test does not straddle it.
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let into = now.as_secs() % 3600;
+    if into >= 3540 {
+        tokio::time::sleep(Duration::from_secs(3600 - into + 1)).await;
+    }
+
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let server = server.clone();
+            tokio::spawn(async move { server.get("/spin").await })
+        })
+        .collect();
+    let mut ran = Vec::new();
+    let mut limited = 0;
+    for task in tasks {
+        let reply = task.await.unwrap();
+        match reply.status {
+            StatusCode::INTERNAL_SERVER_ERROR => ran.push(reply.request_id()),
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(reply.headers.contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    let mut used = 0;
+    for id in &ran {
+        let record = server.record(id).await;
+        assert_eq!(record.outcome, Outcome::OutOfFuel);
+        assert_eq!(record.fuel_consumed, BUDGET);
+        used += record.fuel_consumed;
+    }
+    assert_eq!((ran.len(), limited), (4, 16), "fuel used {used} of {QUOTA}");
+    assert_eq!(used, QUOTA);
+
+    // Used up: retry when the window rolls, not when requests in flight end.
+    let after = server.get("/spin").await;
+    assert_eq!(after.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = after.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 10, "{retry}");
+}
+
 #[tokio::test]
 async fn admin_endpoint_serves_usage_and_metrics() {
     let server = TestServer::start_with_ledger(
@@ -380,4 +448,66 @@ async fn admin_endpoint_serves_usage_and_metrics() {
         .unwrap();
     assert_eq!(none.status, StatusCode::NOT_FOUND);
     let _ = stop.send(());
+}
+
+/// A ledger file deleted while serving (with its WAL and shared memory) is
+/// noticed before the next commit: what it held is counted as lost, and
+/// the ledger is recreated at the same path for the records that follow.
+#[tokio::test]
+async fn a_removed_ledger_file_is_counted_as_lost_and_recreated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.sqlite");
+    let server = TestServer::start_with_ledger(ECHO, Some(file_ledger(dir.path()))).await;
+    let ledger = server.ledger.clone().unwrap();
+    let stats = ledger.stats();
+    // Records are finished once both the guest and the body are done.
+    async fn committed(ledger: &ledger::Ledger, n: u64) {
+        for _ in 0..500 {
+            ledger.flush();
+            if ledger.stats().written() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(ledger.stats().written(), n);
+    }
+
+    for _ in 0..10 {
+        let reply = post(&server, "/echo/before?raw", b"abc".to_vec()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    committed(&ledger, 10).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.path().join(format!("ledger.sqlite{suffix}"));
+        if file.exists() {
+            std::fs::remove_file(file).unwrap();
+        }
+    }
+
+    for _ in 0..7 {
+        let reply = post(&server, "/echo/after?raw", b"abc".to_vec()).await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    committed(&ledger, 17).await;
+    assert!(path.exists(), "the ledger file was not recreated");
+    assert_eq!(stats.records_lost(), 10, "the deleted file held 10 records");
+    assert_eq!(stats.write_errors(), 1);
+    assert_eq!(stats.dropped(), 0);
+    let raw = |path: &std::path::Path| -> i64 {
+        ledger::open_read_only(path)
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM invocations", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(raw(&path), 7, "the new file holds the records made since");
+
+    server.stop().await.unwrap();
+    ledger.close();
+    assert_eq!(stats.written(), 17);
+    assert_eq!(raw(&path), 7, "a graceful stop leaves them on disk");
+    let conn = ledger::open_read_only(&path).unwrap();
+    let rows = ledger::usage(&conn, &UsageFilter::default()).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].requests, 7);
+    assert_eq!(rows[0].request_bytes, 7 * 3);
 }

@@ -12,9 +12,16 @@
 //!   graceful shutdown ([`Ledger::close`]) commits everything.
 //! - **Backpressure:** when the queue ([`QUEUE_CAPACITY`] records) is full
 //!   the record is dropped and counted, never waited for.
-//! - **Disk trouble:** a failed commit (disk full, file removed or made
-//!   read-only) is logged as an error, its records are counted as dropped,
-//!   and serving goes on.
+//! - **Disk trouble:** a failed commit (disk full, file made read-only) is
+//!   logged as an error, its records are counted as dropped, and serving
+//!   goes on.
+//! - **File removed or replaced:** SQLite would go on committing to the
+//!   open, unlinked file, and everything would vanish at exit. So before
+//!   each commit the writer compares the path's (device, inode) with the
+//!   file it opened; when the file is gone or another one is there, it logs
+//!   an error, counts the records committed to the lost file since it was
+//!   opened as lost (`records_lost`, plus one write error), and recreates
+//!   the ledger at the same path for the records to come.
 //! - **Retention:** raw records are deleted once a minute when they were
 //!   committed more than the retention (default 7 days) ago (so they also
 //!   started before that); rollups are kept.
@@ -52,6 +59,7 @@ pub struct LedgerStats {
     written: AtomicU64,
     dropped: AtomicU64,
     write_errors: AtomicU64,
+    records_lost: AtomicU64,
 }
 
 impl LedgerStats {
@@ -63,9 +71,14 @@ impl LedgerStats {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
-    /// Failed commits.
+    /// Failed commits, and ledger files found removed or replaced.
     pub fn write_errors(&self) -> u64 {
         self.write_errors.load(Ordering::Relaxed)
+    }
+    /// Records committed to a ledger file that was then removed or replaced
+    /// while open (counted when the writer notices, before its next commit).
+    pub fn records_lost(&self) -> u64 {
+        self.records_lost.load(Ordering::Relaxed)
     }
 }
 
@@ -119,22 +132,23 @@ impl Ledger {
     /// opened or written, or a file that is not a ledger, is an error here,
     /// at start-up, not later.
     pub fn open(settings: &LedgerSettings) -> anyhow::Result<Option<Ledger>> {
-        let (conn, location) = match &settings.location {
+        let path = match &settings.location {
             LedgerLocation::Disabled => return Ok(None),
-            LedgerLocation::Memory => (Connection::open_in_memory()?, ":memory:".to_owned()),
-            LedgerLocation::Default => open_at(&default_path())?,
-            LedgerLocation::File(path) => open_at(path)?,
+            LedgerLocation::Memory => None,
+            LedgerLocation::Default => Some(default_path()),
+            LedgerLocation::File(path) => Some(path.clone()),
         };
-        if let Some(max) = settings.max_size {
-            let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
-            conn.pragma_update(None, "max_page_count", max.div_ceil(page.max(1)))?;
-        }
-        schema::create(&conn)
-            .and_then(|()| {
-                // Proves the file is writable now rather than at the first batch.
-                conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")
-            })
-            .with_context(|| format!("cannot use ledger {location}"))?;
+        let (conn, location) = match &path {
+            None => (Connection::open_in_memory()?, ":memory:".to_owned()),
+            Some(path) => open_at(path)?,
+        };
+        prepare(&conn, settings).with_context(|| format!("cannot use ledger {location}"))?;
+        let file = match path {
+            Some(path) => {
+                Some(OpenFile::new(path).with_context(|| format!("cannot use ledger {location}"))?)
+            }
+            None => None,
+        };
 
         let stats = Arc::new(LedgerStats::default());
         let queue = Arc::new(Queue::new(QUEUE_CAPACITY, BATCH_MAX));
@@ -145,7 +159,7 @@ impl Ledger {
             let queue = queue.clone();
             std::thread::Builder::new()
                 .name("gust-ledger".into())
-                .spawn(move || write_loop(conn, &queue, &settings, &stats, &location))
+                .spawn(move || write_loop(conn, file, &queue, &settings, &stats, &location))
                 .context("starting the ledger writer thread")?
         };
         tracing::info!(ledger = %location, flush_interval = ?settings.flush_interval, "ledger open");
@@ -235,8 +249,135 @@ fn open_at(path: &Path) -> anyhow::Result<(Connection, String)> {
     Ok((conn, location))
 }
 
+/// Size cap, schema, and a proof that the file is writable now rather than
+/// at the first batch.
+fn prepare(conn: &Connection, settings: &LedgerSettings) -> anyhow::Result<()> {
+    if let Some(max) = settings.max_size {
+        let page: u64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        conn.pragma_update(None, "max_page_count", max.div_ceil(page.max(1)))?;
+    }
+    schema::create(conn)?;
+    conn.execute_batch("BEGIN IMMEDIATE; COMMIT;")?;
+    Ok(())
+}
+
+/// `(device, inode)` of a file, `None` when there is none at `path`.
+fn identity(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    use std::os::unix::fs::MetadataExt as _;
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some((m.dev(), m.ino()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `path` with `suffix` appended (`-wal`, `-shm`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// The ledger file the writer has open, to notice it being removed or
+/// replaced under the open connection.
+struct OpenFile {
+    path: PathBuf,
+    /// The database's `(dev, inode)`.
+    db: (u64, u64),
+    /// Its WAL's and shared memory's, when they existed at opening.
+    side: [Option<(u64, u64)>; 2],
+    /// Records committed to this file since it was opened (or since its
+    /// loss was counted).
+    committed: u64,
+    /// The file was found removed or replaced, and no new one is open yet.
+    lost: bool,
+}
+
+const SIDE_FILES: [&str; 2] = ["-wal", "-shm"];
+
+impl OpenFile {
+    /// Called once the connection has written to the file (so the WAL
+    /// exists).
+    fn new(path: PathBuf) -> anyhow::Result<OpenFile> {
+        let db = identity(&path)?.context("the ledger file is missing right after opening")?;
+        let side = SIDE_FILES.map(|s| identity(&with_suffix(&path, s)).ok().flatten());
+        Ok(OpenFile {
+            path,
+            db,
+            side,
+            committed: 0,
+            lost: false,
+        })
+    }
+
+    /// When the file at the path is no longer the one open in `conn`,
+    /// counts what was committed to it as lost and opens a new ledger at
+    /// the path. A stat that fails for another reason decides nothing.
+    fn check(
+        &mut self,
+        conn: &mut Connection,
+        settings: &LedgerSettings,
+        stats: &LedgerStats,
+        location: &str,
+    ) {
+        let now = match identity(&self.path) {
+            Ok(now) if now == Some(self.db) => return,
+            Ok(now) => now,
+            Err(_) => return,
+        };
+        if !self.lost {
+            self.lost = true;
+            let lost = std::mem::take(&mut self.committed);
+            stats.write_errors.fetch_add(1, Ordering::Relaxed);
+            stats.records_lost.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                ledger = %location,
+                lost,
+                replaced = now.is_some(),
+                "LEDGER FILE REMOVED OR REPLACED while open: the usage records committed \
+                 to it are lost; recreating the ledger"
+            );
+        }
+        // The lost file's WAL and shared memory must not be applied to the
+        // new database. The old connection keeps its own open copies, and
+        // as its database has moved, SQLite neither checkpoints nor deletes
+        // anything by name when it closes.
+        for (suffix, id) in SIDE_FILES.iter().zip(self.side) {
+            let side = with_suffix(&self.path, suffix);
+            if let Ok(Some(found)) = identity(&side)
+                && (now.is_none() || Some(found) == id)
+            {
+                let _ = std::fs::remove_file(&side);
+            }
+        }
+        let reopened = open_file(&self.path).and_then(|new| {
+            prepare(&new, settings)?;
+            Ok((new, OpenFile::new(self.path.clone())?))
+        });
+        match reopened {
+            Ok((new, file)) => {
+                // Committed to the lost file while recreating failed.
+                stats
+                    .records_lost
+                    .fetch_add(self.committed, Ordering::Relaxed);
+                *conn = new;
+                *self = file;
+                tracing::warn!(ledger = %location, "ledger recreated");
+            }
+            // The old connection stays, and this is tried again before the
+            // next commit.
+            Err(e) => tracing::error!(
+                ledger = %location,
+                error = format!("{e:#}"),
+                "cannot recreate the ledger; retrying"
+            ),
+        }
+    }
+}
+
 fn write_loop(
     mut conn: Connection,
+    mut file: Option<OpenFile>,
     queue: &Queue,
     settings: &LedgerSettings,
     stats: &LedgerStats,
@@ -256,9 +397,15 @@ fn write_loop(
     let mut next_expire = Instant::now();
     loop {
         let controls = queue.take(next_flush, &mut batch);
+        if let Some(file) = &mut file {
+            file.check(&mut conn, settings, stats, location);
+        }
         // Everything queued before a control message is in `batch`, so one
         // commit serves them all.
-        commit(&mut conn, &mut batch, stats, location);
+        let committed = commit(&mut conn, &mut batch, stats, location);
+        if let Some(file) = &mut file {
+            file.committed += committed;
+        }
         let now = Instant::now();
         if now >= next_flush {
             next_flush = now + settings.flush_interval;
@@ -290,14 +437,15 @@ fn write_loop(
     }
 }
 
+/// Commits `batch` (emptying it); returns how many records were committed.
 fn commit(
     conn: &mut Connection,
     batch: &mut Vec<InvocationRecord>,
     stats: &LedgerStats,
     location: &str,
-) {
+) -> u64 {
     if batch.is_empty() {
-        return;
+        return 0;
     }
     // Keys borrow from the batch: no allocation per record.
     let mut rollups: std::collections::HashMap<schema::RollupKey<'_>, schema::Rollup> =
@@ -317,9 +465,11 @@ fn commit(
         tx.commit()
     });
     let n = batch.len() as u64;
+    batch.clear();
     match result {
         Ok(()) => {
             stats.written.fetch_add(n, Ordering::Relaxed);
+            n
         }
         Err(e) => {
             stats.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -331,9 +481,9 @@ fn commit(
                 dropped_total = dropped,
                 "LEDGER WRITE FAILED: usage records lost; still serving"
             );
+            0
         }
     }
-    batch.clear();
 }
 
 /// A usage record for tests: function `f`, `n` units of fuel.
