@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +58,10 @@ enum Command {
         /// budgets are then not enforced and records show 0 Wasm fuel.
         #[arg(long)]
         no_fuel: bool,
+        /// How long shutdown (Ctrl-C, SIGTERM) waits for in-flight
+        /// invocations before cancelling them, e.g. `30s`, `500ms`.
+        #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+        shutdown_grace: Duration,
     },
     /// Usage totals and cost per function, read from a ledger.
     Usage {
@@ -112,6 +116,7 @@ impl Cli {
                 no_cache,
                 keep_resident,
                 no_fuel,
+                shutdown_grace,
             } => {
                 let mut spec = load_spec(target.as_deref())?;
                 if let Some(listen) = listen {
@@ -140,7 +145,7 @@ impl Cli {
                 if let Some(mib) = keep_resident {
                     engine = engine.memory_keep_resident(mib << 20);
                 }
-                serve(spec, engine)
+                serve(spec, engine, shutdown_grace)
             }
             Command::Check { manifest } => check(&manifest),
             Command::Usage {
@@ -218,12 +223,12 @@ fn raise_open_file_limit(max_connections: usize) {
     }
 }
 
-fn serve(spec: AppSpec, engine: EngineConfig) -> anyhow::Result<()> {
+fn serve(spec: AppSpec, engine: EngineConfig, grace: Duration) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     raise_open_file_limit(spec.server.max_connections);
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let engine = GustEngine::new(&engine)?;
         let ledger = Ledger::open(&spec.ledger)?.map(Arc::new);
         let admin = spec.admin;
@@ -237,7 +242,7 @@ fn serve(spec: AppSpec, engine: EngineConfig) -> anyhow::Result<()> {
             .iter()
             .map(|r| r.pattern().to_string())
             .collect();
-        let server = Server::new(app);
+        let server = Server::new(app).shutdown_grace(grace);
         let listener = server.bind().await?;
         let addr = listener.local_addr()?;
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -255,11 +260,16 @@ fn serve(spec: AppSpec, engine: EngineConfig) -> anyhow::Result<()> {
         let served = server.serve(listener, shutdown_signal()).await;
         let _ = stop_admin.send(());
         if let Some(ledger) = ledger {
-            // Commits every record of the finished requests.
+            // Commits every record: the server returns once every
+            // invocation, finished or cancelled at the grace's end, has
+            // handed in its record.
             tokio::task::spawn_blocking(move || ledger.close()).await?;
         }
         served
-    })
+    });
+    // Nothing should be left running; whatever is must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
 }
 
 /// Ctrl-C, or SIGTERM on Unix.

@@ -215,3 +215,113 @@ fn a_corrupt_ledger_stops_serve_at_start_up() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a gust ledger"));
 }
+
+/// Sends `GET path` over HTTP/1.1 and reads until `until` shows up in what
+/// came back (or the connection ends); the connection stays open.
+fn start_request(addr: std::net::SocketAddr, path: &str, until: &str) -> std::net::TcpStream {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0; 1024];
+    while !String::from_utf8_lossy(&seen).contains(until) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) => panic!(
+                "reading {path}: {e}; got {:?}",
+                String::from_utf8_lossy(&seen)
+            ),
+        }
+    }
+    stream
+}
+
+#[test]
+fn shutdown_cancels_what_outlives_the_grace_records_it_and_exits_promptly() {
+    use gust_runtime::examples::{P3_POST_RETURN_PATH, P3_SPIN_PATH};
+
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("gust.toml");
+    // Guests that run far past the grace: 30 s deadline, fuel for minutes.
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[functions.spin]
+component = "{P3_SPIN_PATH}"
+timeout = "30s"
+fuel = 1_000_000_000_000
+[functions.post-return]
+component = "{P3_POST_RETURN_PATH}"
+[[routes]]
+path = "/spin"
+function = "spin"
+[[routes]]
+path = "/post-return"
+function = "post-return"
+"#
+        ),
+    )
+    .unwrap();
+    let ledger = dir.path().join("ledger.sqlite");
+    let grace = Duration::from_secs(1);
+    let server = Serving::start(&[
+        manifest.to_str().unwrap(),
+        "--ledger",
+        ledger.to_str().unwrap(),
+        "--shutdown-grace",
+        "1s",
+    ]);
+    // Answered, then spinning with the response body still open.
+    let mut open: Vec<_> = (0..3)
+        .map(|_| start_request(server.addr, "/spin?after-head", "spinning"))
+        .collect();
+    // Spinning before any answer.
+    open.push(start_request(server.addr, "/spin", ""));
+    // Answered in full, then working on.
+    let (status, body) = get(server.addr, "/post-return");
+    assert_eq!((status, body.as_str()), (200, "done\n"));
+    // Every request has reached its guest.
+    std::thread::sleep(Duration::from_millis(500));
+
+    let signalled = std::time::Instant::now();
+    let (exited_cleanly, log) = server.terminate();
+    let took = signalled.elapsed();
+    let log = log.join("\n");
+    assert!(exited_cleanly, "{log}");
+    assert!(
+        took < grace + Duration::from_secs(4),
+        "gust took {took:?} to exit after SIGTERM with a {grace:?} grace:\n{log}"
+    );
+    assert!(log.contains("dropped=0"), "records were dropped:\n{log}");
+
+    let out = Command::new(GUST)
+        .args(["usage", "--format", "json", "--ledger"])
+        .arg(&ledger)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let usage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let requests = |function: &str| {
+        usage
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["function"] == function)
+            .map_or(0, |row| row["requests"].as_u64().unwrap())
+    };
+    assert_eq!(
+        (requests("spin"), requests("post-return")),
+        (4, 1),
+        "every admitted request has a record: {usage}\n{log}"
+    );
+    drop(open);
+}

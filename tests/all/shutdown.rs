@@ -52,3 +52,46 @@ function = "work"
     assert!(body.starts_with(b"30000000 rounds: "), "{body:?}");
     stopped.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn work_after_the_response_is_waited_for_and_recorded_before_stop_returns() {
+    use gust_runtime::manifest::{LedgerLocation, LedgerSettings};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_with_ledger(
+        r#"
+[functions.post-return]
+component = "{P3_POST_RETURN}"
+[[routes]]
+path = "/post-return"
+function = "post-return"
+"#,
+        Some(LedgerSettings {
+            location: LedgerLocation::File(dir.path().join("ledger.sqlite")),
+            ..LedgerSettings::default()
+        }),
+    )
+    .await;
+    let ledger = server.ledger.clone().unwrap();
+    // Each guest answers in full, then works 50 ms more.
+    let (a, b, c) = tokio::join!(
+        server.get("/post-return"),
+        server.get("/post-return"),
+        server.get("/post-return"),
+    );
+    for reply in [a, b, c] {
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (StatusCode::OK, "done\n")
+        );
+    }
+    // Stopped while the guests still work: it waits for them.
+    server.stop().await.unwrap();
+    ledger.close();
+    let stats = ledger.stats();
+    assert_eq!(
+        (stats.written(), stats.dropped()),
+        (3, 0),
+        "every invocation's record is in before the server returns"
+    );
+}

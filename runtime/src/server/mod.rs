@@ -3,7 +3,9 @@
 //! Connections get `TCP_NODELAY` and a header read timeout; request bodies
 //! stream to the guest with a size limit (413 past it); responses stream
 //! from the guest. Shutdown is graceful: stop accepting, let in-flight
-//! requests finish (up to a grace period), then return.
+//! requests and invocations finish (up to a grace period, including guest
+//! work after the response), then cancel what still runs, wait for its
+//! usage records, and return.
 
 mod body;
 mod conn;
@@ -24,6 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use conn::{Activity, TrackedBody};
@@ -32,6 +35,81 @@ use crate::app::App;
 
 /// How long shutdown waits for in-flight requests. Default: 30 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// How long shutdown waits, once the grace is over and what still ran was
+/// cancelled, for the cancelled invocations to hand in their records.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+tokio::task_local! {
+    /// The invocations of the server whose request is being handled.
+    static INVOCATIONS: Invocations;
+}
+
+/// A server's invocations: how many have not yet handed in their usage
+/// record, and the signal that cancels them all at the end of the grace.
+#[derive(Clone)]
+struct Invocations {
+    running: Arc<watch::Sender<usize>>,
+    cancel: Arc<watch::Sender<bool>>,
+}
+
+impl Invocations {
+    fn new() -> Invocations {
+        Invocations {
+            running: Arc::new(watch::Sender::new(0)),
+            cancel: Arc::new(watch::Sender::new(false)),
+        }
+    }
+
+    /// Waits until every invocation has handed in its record.
+    async fn idle(&self) {
+        let _ = self.running.subscribe().wait_for(|n| *n == 0).await;
+    }
+
+    fn running(&self) -> usize {
+        *self.running.borrow()
+    }
+}
+
+/// Held by one invocation until its usage record is handed out: the
+/// server's shutdown waits for it, and can cancel the invocation. Inert
+/// outside a [`Server`] (a function invoked directly by an embedder).
+pub(crate) struct Tracked(Option<(Arc<watch::Sender<usize>>, watch::Receiver<bool>)>);
+
+impl Tracked {
+    /// Counts an invocation of the server handling the current request.
+    pub(crate) fn new() -> Tracked {
+        Tracked(
+            INVOCATIONS
+                .try_with(|invocations| {
+                    invocations.running.send_modify(|n| *n += 1);
+                    (invocations.running.clone(), invocations.cancel.subscribe())
+                })
+                .ok(),
+        )
+    }
+
+    /// Completes when the server's grace is over: the invocation must stop.
+    pub(crate) async fn cancelled(&self) {
+        match &self.0 {
+            Some((_, cancel)) => {
+                let mut cancel = cancel.clone();
+                if cancel.wait_for(|cancel| *cancel).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Some((running, _)) = &self.0 {
+            running.send_modify(|n| *n = n.saturating_sub(1));
+        }
+    }
+}
 
 /// Serves `app` over HTTP.
 pub struct Server {
@@ -92,8 +170,12 @@ impl Server {
         let max_connections = u32::try_from(settings.max_connections).unwrap_or(u32::MAX);
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let (stop, stopping) = watch::channel(false);
+        let invocations = Invocations::new();
+        let mut tasks = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
+            // Forget the connections that ended.
+            while tasks.try_join_next().is_some() {}
             let permit = tokio::select! {
                 permit = connections.clone().acquire_owned() => permit,
                 () = &mut shutdown => break,
@@ -117,15 +199,16 @@ impl Server {
             let app = self.app.clone();
             let service = {
                 let activity = activity.clone();
+                let invocations = invocations.clone();
                 hyper::service::service_fn(move |request| {
                     let app = app.clone();
                     let in_flight = activity.start_request();
-                    async move {
+                    INVOCATIONS.scope(invocations.clone(), async move {
                         let response = handler::handle(app, request).await;
                         Ok::<_, std::convert::Infallible>(
                             response.map(|body| TrackedBody::new(body, in_flight)),
                         )
-                    }
+                    })
                 })
             };
             let io = TokioIo::new(stream);
@@ -133,7 +216,7 @@ impl Server {
             let mut stopping = stopping.clone();
             let (idle_timeout, first_request) =
                 (settings.idle_timeout, settings.header_read_timeout);
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 let _permit = permit;
                 tokio::pin!(connection);
                 // Runs the connection to its end, shutting it down
@@ -169,10 +252,36 @@ impl Server {
         drop(listener);
         tracing::info!(addr = ?local, "shutting down: finishing in-flight requests");
         let _ = stop.send(true);
+        // In flight: open connections (a response still streaming) and
+        // invocations whose guest still works after its response was sent.
+        let finished = async {
+            let _ = connections.acquire_many(max_connections).await;
+            invocations.idle().await;
+        };
         tokio::select! {
-            _ = connections.acquire_many(max_connections) => tracing::info!("all connections closed"),
+            () = finished => tracing::info!("all requests finished"),
             () = tokio::time::sleep(self.shutdown_grace) => {
-                tracing::warn!(grace = ?self.shutdown_grace, "grace period over; dropping remaining connections");
+                tracing::warn!(
+                    grace = ?self.shutdown_grace,
+                    connections = max_connections as usize - connections.available_permits(),
+                    invocations = invocations.running(),
+                    "grace period over; cancelling what still runs"
+                );
+                // Each cancelled invocation ends as `client_gone` and hands
+                // in its record once its response body is dropped too.
+                invocations.cancel.send_replace(true);
+                tasks.abort_all();
+                let recorded = async {
+                    while tasks.join_next().await.is_some() {}
+                    invocations.idle().await;
+                };
+                match tokio::time::timeout(CANCEL_WAIT, recorded).await {
+                    Ok(()) => tracing::info!("cancelled invocations recorded"),
+                    Err(_) => tracing::error!(
+                        invocations = invocations.running(),
+                        "invocations still running after being cancelled: their records are lost"
+                    ),
+                }
             }
         }
         Ok(())
