@@ -37,6 +37,7 @@ const EXAMPLES: &[&str] = &[
     "p3-post-return",
     "spin-hello",
     "log-forge",
+    "overlong-body",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

@@ -227,6 +227,7 @@ impl Function {
             prices: self.prices.clone(),
             quota: reservation,
             sinks,
+            shutdown: crate::server::Tracked::new(),
         });
 
         // Whatever body type an embedder passes: an empty one never holds
@@ -267,6 +268,7 @@ impl Function {
                 let result = tokio::select! {
                     result = tokio::time::timeout_at(deadline.into(), gate::gated(&gate, run)) => Some(result),
                     () = cancel.notified() => None,
+                    () = completion.shutdown.cancelled() => None,
                 };
                 let state = store.data();
                 let wasm_fuel = if metering {
@@ -415,6 +417,8 @@ struct Completion {
     prices: Arc<Prices>,
     quota: Option<Reservation>,
     sinks: Arc<[RecordSink]>,
+    /// Server shutdown waits for the record and cancels at the grace's end.
+    shutdown: crate::server::Tracked,
 }
 
 impl Completion {
@@ -531,7 +535,16 @@ impl Body for MeteredBody {
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
+                    // hyper sends at most the declared `content-length`
+                    // and drops the rest of a frame that goes past it:
+                    // only what is sent is billed.
+                    let len = match self.expected {
+                        Some(expected) => {
+                            (data.len() as u64).min(expected.saturating_sub(self.sent))
+                        }
+                        None => data.len() as u64,
+                    };
+                    // The frame that would pass the cap is not sent.
                     if self.sent.saturating_add(len) > self.max {
                         self.completion.too_large.store(true, Ordering::Relaxed);
                         self.completion.cancel.notify_one();

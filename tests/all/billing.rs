@@ -511,3 +511,114 @@ async fn a_removed_ledger_file_is_counted_as_lost_and_recreated() {
     assert_eq!(rows[0].requests, 7);
     assert_eq!(rows[0].request_bytes, 7 * 3);
 }
+
+/// Sends `GET path` on a connection of its own that asks to be closed, reads
+/// slowly through a small receive buffer (so the server's writes back up)
+/// until the server closes it (or 10 s pass), and returns the head and the
+/// body bytes the client received (chunked bodies decoded, a cut last chunk
+/// counted as far as it came).
+async fn received(server: &TestServer, path: &str) -> (String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(server.addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+            tokio::time::sleep(Duration::from_micros(100)).await;
+        }
+    })
+    .await;
+    let end = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&reply[..end]).to_lowercase();
+    let mut rest = &reply[end + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (head, rest.to_vec());
+    }
+    let mut body = Vec::new();
+    while let Some(line) = rest.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&rest[..line]).unwrap();
+        let size = usize::from_str_radix(size.split(';').next().unwrap().trim(), 16).unwrap();
+        rest = &rest[line + 2..];
+        if size == 0 {
+            break;
+        }
+        let got = size.min(rest.len());
+        body.extend_from_slice(&rest[..got]);
+        rest = &rest[got..];
+        if got < size {
+            break;
+        }
+        rest = rest.get(2..).unwrap_or_default();
+    }
+    (head, body)
+}
+
+fn request_id(head: &str) -> String {
+    head.lines()
+        .find_map(|l| l.strip_prefix("x-request-id:"))
+        .expect("every response has x-request-id")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_longer_than_its_content_length_is_billed_as_sent() {
+    let server = TestServer::start(
+        r#"
+[functions.overlong-body]
+component = "{OVERLONG_BODY}"
+[[routes]]
+path = "/overlong"
+function = "overlong-body"
+"#,
+    )
+    .await;
+    let (head, body) = received(&server, "/overlong").await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    // The guest wrote 21 bytes; hyper sends the 5 it declared.
+    assert_eq!(body, b"hello", "{head}");
+    let record = server.record(&request_id(&head)).await;
+    assert_eq!(record.response_bytes, 5);
+    assert_eq!(record.host_fuel, body_fuel(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_at_the_size_cap_is_billed_as_received() {
+    let server = TestServer::start(
+        r#"
+[defaults]
+timeout = "5s"
+[functions.endless-body]
+component = "{ENDLESS_BODY}"
+max_response_size = 1000000
+[[routes]]
+path = "/endless"
+function = "endless-body"
+"#,
+    )
+    .await;
+    for _ in 0..5 {
+        let (head, body) = received(&server, "/endless").await;
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let record = server.record(&request_id(&head)).await;
+        assert_eq!(record.outcome, Outcome::ResponseTooLarge);
+        assert!(body.len() <= 1_000_000, "{}", body.len());
+        assert!(
+            record.response_bytes <= body.len() as u64,
+            "billed {} bytes, the client received {}",
+            record.response_bytes,
+            body.len()
+        );
+    }
+}

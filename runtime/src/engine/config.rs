@@ -1,6 +1,7 @@
 //! How to build gust's wasmtime engines: [`EngineConfig`], every setter
 //! with its default.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -37,6 +38,7 @@ pub struct EngineConfig {
     pub(crate) max_running: Option<usize>,
     pub(crate) epoch_tick: Duration,
     time_slice: Duration,
+    pub(crate) wasm_backtraces: bool,
 }
 
 impl Default for EngineConfig {
@@ -54,6 +56,7 @@ impl Default for EngineConfig {
             max_running: None,
             epoch_tick: Duration::from_millis(5),
             time_slice: Duration::from_millis(20),
+            wasm_backtraces: std::env::var_os("GUST_WASM_BACKTRACE").is_some_and(|v| v == "1"),
         }
     }
 }
@@ -153,6 +156,24 @@ impl EngineConfig {
         self
     }
 
+    /// Capture backtraces when a guest traps, so the trap's detail (logged
+    /// at debug level) names the Wasm functions it passed through.
+    /// Default: `false`, unless the environment variable
+    /// `GUST_WASM_BACKTRACE` is `1` when the configuration is created.
+    /// Capturing walks the guest's stack on every trap, and when it is off
+    /// [`GustEngine::new`](crate::GustEngine::new) also stops wasmtime's
+    /// errors from capturing native backtraces, which `RUST_BACKTRACE=1`
+    /// would turn on (process-wide): symbolized from gust's debug info they
+    /// doubled a trap's CPU and added ~170 MB resident at the first trap,
+    /// which would let any guest burn the node's CPU by trapping. Turn it on
+    /// to debug a guest (`GUST_WASM_BACKTRACE=1 gust serve`; wasmtime's own
+    /// `WASMTIME_BACKTRACE_DETAILS=1` adds file and line numbers), not in
+    /// production.
+    pub fn wasm_backtraces(mut self, on: bool) -> Self {
+        self.wasm_backtraces = on;
+        self
+    }
+
     /// The settings of a manifest's `[engine]` table.
     pub fn with_settings(self, settings: &crate::manifest::EngineSettings) -> Self {
         let config = self
@@ -206,7 +227,13 @@ impl EngineConfig {
             .wasm_component_model_async(cm_async)
             .max_wasm_stack(self.max_wasm_stack)
             // Host calls run on the same stack, after the guest's frames.
-            .async_stack_size(self.max_wasm_stack + (1 << 20));
+            .async_stack_size(self.max_wasm_stack + (1 << 20))
+            // wasmtime's own default: 20 frames.
+            .wasm_backtrace_max_frames(if self.wasm_backtraces {
+                NonZeroUsize::new(20)
+            } else {
+                None
+            });
         if pooling {
             let n = self.max_instances;
             let mut pool = PoolingAllocationConfig::default();
@@ -252,5 +279,63 @@ mod tests {
         assert_eq!(ticks(7, 5), 2, "rounded up");
         assert_eq!(ticks(1, 5), 1);
         assert_eq!(ticks(0, 5), 1);
+    }
+
+    /// The error of a trap two Wasm calls deep, on an engine of `config`.
+    fn trap(config: &EngineConfig) -> wasmtime::Error {
+        trap_on(&wasmtime::Engine::new(&config.wasmtime_config(false, false)).unwrap())
+    }
+
+    fn trap_on(engine: &wasmtime::Engine) -> wasmtime::Error {
+        let module = wasmtime::Module::new(
+            engine,
+            r#"(module
+                (func $inner unreachable)
+                (func (export "run") call $inner))"#,
+        )
+        .unwrap();
+        let mut store = wasmtime::Store::new(engine, ());
+        store.set_fuel(1_000_000).unwrap();
+        store.set_epoch_deadline(1);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let run = instance
+            .get_typed_func::<(), ()>(&mut store, "run")
+            .unwrap();
+        run.call(&mut store, ()).unwrap_err()
+    }
+
+    #[test]
+    fn traps_capture_no_wasm_backtrace_unless_asked() {
+        let error = trap(&EngineConfig::default().wasm_backtraces(false));
+        assert_eq!(
+            error.downcast_ref::<wasmtime::Trap>(),
+            Some(&wasmtime::Trap::UnreachableCodeReached)
+        );
+        assert!(error.downcast_ref::<wasmtime::WasmBacktrace>().is_none());
+        // What an invocation's detail is made of.
+        let detail = format!("{error:?}");
+        assert!(!detail.contains("wasm backtrace"), "{detail}");
+
+        let error = trap(&EngineConfig::default().wasm_backtraces(true));
+        let backtrace = error
+            .downcast_ref::<wasmtime::WasmBacktrace>()
+            .expect("a backtrace when asked for");
+        assert_eq!(backtrace.frames().len(), 2, "{backtrace:?}");
+        let detail = format!("{error:?}");
+        assert!(detail.contains("wasm backtrace"), "{detail}");
+    }
+
+    #[test]
+    fn wasm_backtraces_are_off_by_default() {
+        if std::env::var_os("GUST_WASM_BACKTRACE").is_none() {
+            let engine = crate::GustEngine::new(&EngineConfig::default().pooling(false)).unwrap();
+            let error = trap_on(engine.engine());
+            assert!(error.downcast_ref::<wasmtime::Trap>().is_some());
+            assert!(error.downcast_ref::<wasmtime::WasmBacktrace>().is_none());
+            // Nor a native one, even where `RUST_BACKTRACE=1` would have
+            // had every error capture (and its detail print) one.
+            let detail = format!("{error:?}");
+            assert!(!detail.contains("backtrace"), "{detail}");
+        }
     }
 }
