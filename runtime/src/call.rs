@@ -214,3 +214,30 @@ impl Call {
         }
     }
 }
+
+#[cfg(all(test, feature = "builtin-examples"))]
+mod tests {
+    use super::Kind;
+    use crate::examples;
+
+    #[test]
+    fn the_kind_is_read_from_the_top_level_exports() {
+        assert_eq!(Kind::detect(examples::P3_HELLO), Kind::P3);
+        assert_eq!(Kind::detect(examples::SPIN_HELLO), Kind::P3);
+        assert_eq!(Kind::detect(examples::HELLO), Kind::P2);
+        // Not a binary component (WAT text, junk): p2, and compiling says why.
+        assert_eq!(Kind::detect(examples::TABLE_BOMB), Kind::P2);
+        assert_eq!(Kind::detect(b"not wasm"), Kind::P2);
+        // A p3 handler exported by a nested component only is not the
+        // component's own export.
+        let nested = wat::parse_str(
+            r#"(component
+                 (component $inner
+                   (instance $i)
+                   (export "wasi:http/handler@0.3.0" (instance $i)))
+               )"#,
+        )
+        .expect("valid WAT");
+        assert_eq!(Kind::detect(&nested), Kind::P2);
+    }
+}

@@ -137,6 +137,17 @@ async fn raw_exchange(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Result
     read_to_close(&mut stream, limit).await
 }
 
+/// The reply of a connection the server closed, or a panic naming `what`
+/// with what arrived before the limit.
+fn closed(reply: Result<Vec<u8>, Vec<u8>>, what: &str) -> Vec<u8> {
+    reply.unwrap_or_else(|partial| {
+        panic!(
+            "{what}: connection not closed within the limit; got {:?}",
+            String::from_utf8_lossy(&partial)
+        )
+    })
+}
+
 /// Sends `bytes` one at a time, `interval` apart, until done or the
 /// connection fails; counts the bytes written.
 fn trickle(
@@ -474,14 +485,10 @@ async fn malformed_requests_get_400_or_a_close() {
     ];
     for (name, bytes) in cases {
         let started = Instant::now();
-        let reply = raw_exchange(server.addr, bytes, Duration::from_secs(8))
-            .await
-            .unwrap_or_else(|partial| {
-                panic!(
-                    "{name}: connection not closed within 8 s; got {:?}",
-                    String::from_utf8_lossy(&partial)
-                )
-            });
+        let reply = closed(
+            raw_exchange(server.addr, bytes, Duration::from_secs(8)).await,
+            name,
+        );
         let line = status_line(&reply);
         eprintln!("malformed {name}: {line:?} after {:?}", started.elapsed());
         assert!(
@@ -515,14 +522,10 @@ async fn a_malformed_chunked_body_gets_400() {
             b"POST /echo/chunks HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
                 .to_vec();
         request.extend_from_slice(body);
-        let reply = raw_exchange(server.addr, &request, Duration::from_secs(8))
-            .await
-            .unwrap_or_else(|partial| {
-                panic!(
-                    "{name}: connection not closed within 8 s; got {:?}",
-                    String::from_utf8_lossy(&partial)
-                )
-            });
+        let reply = closed(
+            raw_exchange(server.addr, &request, Duration::from_secs(8)).await,
+            name,
+        );
         let text = String::from_utf8_lossy(&reply);
         let line = status_line(&reply);
         assert_eq!(line, "HTTP/1.1 400 Bad Request", "{name}: {text}");
@@ -570,14 +573,10 @@ async fn a_body_cut_short_by_a_half_close_gets_400_not_499() {
         let mut stream = connect(server.addr).await;
         stream.write_all(request).await.unwrap();
         stream.shutdown().await.unwrap();
-        let reply = read_to_close(&mut stream, Duration::from_secs(8))
-            .await
-            .unwrap_or_else(|partial| {
-                panic!(
-                    "{name}: connection not closed within 8 s; got {:?}",
-                    String::from_utf8_lossy(&partial)
-                )
-            });
+        let reply = closed(
+            read_to_close(&mut stream, Duration::from_secs(8)).await,
+            name,
+        );
         let text = String::from_utf8_lossy(&reply);
         let line = status_line(&reply);
         eprintln!("half-closed mid-body, {name}: {line:?}");
@@ -604,14 +603,10 @@ async fn a_body_cut_short_by_a_half_close_gets_400_not_499() {
 async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
     let server = TestServer::start(&manifest("")).await;
     let smuggled = b"POST /echo/x?raw HTTP/1.1\r\nHost: x\r\nContent-Length: 35\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
-    let reply = raw_exchange(server.addr, smuggled, Duration::from_secs(8))
-        .await
-        .unwrap_or_else(|partial| {
-            panic!(
-                "connection not closed within 8 s; got {:?}",
-                String::from_utf8_lossy(&partial)
-            )
-        });
+    let reply = closed(
+        raw_exchange(server.addr, smuggled, Duration::from_secs(8)).await,
+        "the exchange",
+    );
     let text = String::from_utf8_lossy(&reply);
     let line = status_line(&reply);
     eprintln!("CL + TE: {line:?}, {} bytes answered", reply.len());
