@@ -38,6 +38,7 @@ const EXAMPLES: &[&str] = &[
     "spin-hello",
     "log-forge",
     "overlong-body",
+    "host-churn",
 ];
 
 /// Components written by hand as `guest-examples/wat/<name>.wat`. They are

@@ -224,9 +224,7 @@ fn raise_open_file_limit(max_connections: usize) {
 }
 
 fn serve(spec: AppSpec, engine: EngineConfig, grace: Duration) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = crate::server::runtime_builder().build()?;
     raise_open_file_limit(spec.server.max_connections);
     let served = runtime.block_on(async move {
         let engine = GustEngine::new(&engine)?;

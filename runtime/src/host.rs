@@ -11,6 +11,7 @@ use wasmtime_wasi_http::p2::body::HostIncomingBody;
 use wasmtime_wasi_http::p2::types::HostIncomingRequest;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::host_work::{CountingRng, HostMemoryExceeded, HostWork};
 use crate::manifest::Limits;
 use crate::output::GuestOutput;
 
@@ -24,8 +25,13 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) limiter: StoreLimiter,
     pub(crate) io: Arc<IoMeter>,
+    /// Host calls, randomness and host memory (see `host_work`).
+    pub(crate) work: HostWork,
     /// Epoch ticks the guest has run since it last yielded.
     pub(crate) ticks_run: u32,
+    /// Host fuel owed at the guest's last yield (host work yields as
+    /// often as Wasm fuel does).
+    pub(crate) host_fuel_at_yield: u64,
     hooks: DenyOutbound,
     /// The guest's stdout and stderr, logged when the invocation ends.
     pub(crate) stdout: GuestOutput,
@@ -53,6 +59,10 @@ impl WasiHttpHooks for DenyOutbound {
         tracing::debug!(uri = %request.uri(), "outbound HTTP denied: not granted");
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::host_work::OUTGOING_BODY_CHUNK
+    }
 }
 
 /// Body bytes moved by the host for one invocation, counted where they
@@ -62,11 +72,14 @@ impl WasiHttpHooks for DenyOutbound {
 pub struct IoMeter {
     request_bytes: AtomicU64,
     response_bytes: AtomicU64,
+    /// Request body data frames handed to the guest.
+    request_frames: AtomicU64,
 }
 
 impl IoMeter {
     pub(crate) fn add_request(&self, n: u64) {
         self.request_bytes.fetch_add(n, Ordering::Relaxed);
+        self.request_frames.fetch_add(1, Ordering::Relaxed);
     }
     pub(crate) fn add_response(&self, n: u64) {
         self.response_bytes.fetch_add(n, Ordering::Relaxed);
@@ -79,9 +92,11 @@ impl IoMeter {
     pub fn response_bytes(&self) -> u64 {
         self.response_bytes.load(Ordering::Relaxed)
     }
-    /// Host fuel owed for the bytes so far.
+    /// Host fuel owed for the body bytes and request frames so far.
     pub fn host_fuel(&self) -> u64 {
+        let frames = self.request_frames.load(Ordering::Relaxed);
         crate::metering::body_fuel(self.request_bytes().saturating_add(self.response_bytes()))
+            .saturating_add(frames.saturating_mul(crate::host_work::BODY_FRAME_FUEL))
     }
 }
 
@@ -165,21 +180,29 @@ impl HostState {
         // developer needs to see.
         let stdout = GuestOutput::default();
         let stderr = GuestOutput::default();
+        let work = HostWork::new(limits.host_memory);
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
+            .secure_random(CountingRng::secure(work.random_counter()))
+            .insecure_random(CountingRng::secure(work.random_counter()))
+            .max_random_size(limits.max_random_size)
             .build();
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(crate::host_work::FIELD_SIZE_LIMIT);
         let mut table = ResourceTable::new();
         // Host resources live in host memory, outside the guest's linear
         // memory limit: cap how many one invocation may hold.
         table.set_max_capacity(limits.resources);
         HostState {
             wasi,
-            http: WasiHttpCtx::new(),
+            http,
             table,
             limiter: StoreLimiter::new(limits),
             io,
+            work,
             ticks_run: 0,
+            host_fuel_at_yield: 0,
             hooks: DenyOutbound,
             stdout,
             stderr,
@@ -193,7 +216,9 @@ impl HostState {
     /// already holds.
     pub(crate) fn begin(&mut self, io: Arc<IoMeter>) {
         self.io = io;
+        self.work.begin();
         self.ticks_run = 0;
+        self.host_fuel_at_yield = 0;
         self.limiter.peak = self.limiter.total;
         self.limiter.refused = None;
     }
@@ -223,6 +248,22 @@ impl HostState {
             }
         }
         held
+    }
+}
+
+impl HostState {
+    /// The store's call hook: counts each call into the host and measures
+    /// the host memory the guest holds (see `host_work`).
+    pub(crate) fn on_host_call(&mut self) -> Result<(), HostMemoryExceeded> {
+        self.work.on_host_call(&mut self.table)
+    }
+
+    /// Measures the host memory the guest holds now, at the end of a
+    /// request, for its record. Not charged: what is left in the table when
+    /// the guest is done depends on timing, and the same request must cost
+    /// the same.
+    pub(crate) fn measure_host_memory(&mut self) {
+        self.work.measure(&mut self.table);
     }
 }
 

@@ -43,6 +43,7 @@ pub mod examples;
 pub mod function;
 mod gate;
 mod host;
+mod host_work;
 mod invoke;
 pub mod ledger;
 pub mod manifest;

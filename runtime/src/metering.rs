@@ -80,6 +80,10 @@ impl std::fmt::Display for Outcome {
 /// bytes per fuel keeps host and guest work on the same scale.
 pub const BODY_BYTES_PER_FUEL: u64 = 8;
 
+pub use crate::host_work::{
+    BODY_FRAME_FUEL, HOST_CALL_FUEL, RANDOM_FUEL_PER_BYTE, SCAN_ENTRY_FUEL,
+};
+
 /// The fuel charged for moving `bytes` of body.
 pub fn body_fuel(bytes: u64) -> u64 {
     bytes.div_ceil(BODY_BYTES_PER_FUEL)

@@ -11,6 +11,7 @@ mod concurrency;
 mod echo;
 mod failures;
 mod fuel;
+mod host_work;
 mod hostile;
 mod limits;
 mod loading;

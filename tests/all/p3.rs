@@ -135,7 +135,8 @@ async fn a_p3_echo_streams_five_mib_both_ways_and_bills_the_bytes() {
     assert_eq!(record.outcome, Outcome::Ok);
     assert_eq!(record.request_bytes, body.len() as u64);
     assert_eq!(record.response_bytes, body.len() as u64);
-    assert_eq!(record.host_fuel, 2 * body.len() as u64 / 8);
+    // The bytes both ways at 8 a fuel, plus host calls and body frames.
+    assert!(record.host_fuel >= 2 * body.len() as u64 / 8, "{record:?}");
     assert!(record.fuel_consumed > record.host_fuel);
 }
 

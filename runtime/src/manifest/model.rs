@@ -192,6 +192,10 @@ limit_decls! {
     instances: usize,
     /// Host resource handles (`wasi:http` fields, streams, ...) live at once.
     resources: usize,
+    /// Host memory (fields, body buffers, resources) held at once, bytes.
+    host_memory: usize,
+    /// Largest `wasi:random` request in one call, bytes.
+    max_random_size: u64,
     /// Invocations of the function running at once.
     concurrency: u32,
     /// Requests waiting for a free slot when `concurrency` is reached.

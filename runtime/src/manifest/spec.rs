@@ -35,6 +35,16 @@ pub struct Limits {
     /// separate count, in the guest's own handle tables; past it the call
     /// that would create one traps (500). Default: 10,000.
     pub resources: usize,
+    /// Host memory one invocation may hold, in bytes, outside its linear
+    /// memory: `wasi:http` fields, body buffers, resource entries (an
+    /// estimate kept by walking the host's resource table; it errs high).
+    /// Past it the next host call traps (500). Counted in the record's
+    /// peak memory. Default: 16 MiB.
+    pub host_memory: usize,
+    /// Largest `wasi:random` `get-random-bytes` (and the insecure variant)
+    /// in one call, in bytes; a larger request traps (500). Default:
+    /// 64 KiB, Web Crypto's `getRandomValues` quota.
+    pub max_random_size: u64,
     /// Invocations of the function running at once. Default: 100.
     pub concurrency: u32,
     /// Requests that may wait for a free slot once `concurrency` is
@@ -74,6 +84,8 @@ impl Limits {
         self.table_elements = decl.table_elements.unwrap_or(self.table_elements);
         self.instances = decl.instances.unwrap_or(self.instances);
         self.resources = decl.resources.unwrap_or(self.resources);
+        self.host_memory = decl.host_memory.unwrap_or(self.host_memory);
+        self.max_random_size = decl.max_random_size.unwrap_or(self.max_random_size);
         self.concurrency = decl.concurrency.unwrap_or(self.concurrency);
         self.queue = decl.queue.unwrap_or(self.queue);
         self.queue_timeout = decl.queue_timeout.unwrap_or(self.queue_timeout);
@@ -92,6 +104,8 @@ impl Default for Limits {
             table_elements: 20_000,
             instances: 100,
             resources: 10_000,
+            host_memory: 16 << 20,
+            max_random_size: 64 << 10,
             concurrency: 100,
             queue: 200,
             queue_timeout: Duration::from_secs(1),
@@ -392,6 +406,8 @@ fn check_limits(problems: &mut Problems, field: &str, decl: &LimitsDecl) {
     positive("table_elements", size(decl.table_elements));
     positive("instances", size(decl.instances));
     positive("resources", size(decl.resources));
+    positive("host_memory", size(decl.host_memory));
+    positive("max_random_size", decl.max_random_size);
     positive("concurrency", decl.concurrency.map(u64::from));
     positive("max_response_size", decl.max_response_size);
     positive("reuse", decl.reuse.map(u64::from));

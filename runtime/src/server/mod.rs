@@ -11,10 +11,12 @@ mod body;
 mod conn;
 mod handler;
 mod reject;
+mod runtime;
 
 pub(crate) use body::BodyStatus;
 pub use handler::headers;
 pub use reject::Rejection;
+pub use runtime::{EVENT_INTERVAL, runtime_builder};
 
 use std::future::Future;
 use std::net::SocketAddr;
