@@ -112,7 +112,8 @@ pub struct InvocationRecord {
     pub host_fuel: u64,
     /// The fuel budget the invocation had.
     pub fuel_budget: u64,
-    /// Peak linear memory of the instance (all its memories), bytes.
+    /// Peak memory, bytes: the instance's linear memory (all its memories)
+    /// plus the host memory held for the guest (`Limits::host_memory`).
     pub peak_memory_bytes: u64,
     /// Request body bytes the guest read.
     pub request_bytes: u64,

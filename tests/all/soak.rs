@@ -1,5 +1,6 @@
 //! Soak: sustained mixed load (normal, trapping, slow and looping guests at
-//! once), then a check that nothing leaked. Ignored by default; run with
+//! once, and a hostile tenant making the host work and hold memory for it),
+//! then a check that normal requests were unaffected and nothing leaked. Ignored by default; run with
 //!
 //! ```text
 //! cargo test --release -p gust-tests --test all soak -- --ignored --nocapture
@@ -33,6 +34,12 @@ timeout = "300ms"
 component = "{SPIN}"
 timeout = "300ms"
 fuel = 1_000_000_000_000
+[functions.churn]
+component = "{HOST_CHURN}"
+timeout = "300ms"
+fuel = 1_000_000_000_000
+[functions.leak]
+component = "{HANDLE_LEAK}"
 
 [[routes]]
 path = "/hello"
@@ -49,6 +56,12 @@ function = "slow"
 [[routes]]
 path = "/spin"
 function = "spin"
+[[routes]]
+path = "/churn"
+function = "churn"
+[[routes]]
+path = "/leak"
+function = "leak"
 "#;
 
 /// Resident set size of this process (server and load generator).
@@ -152,6 +165,14 @@ async fn run_load(server: &TestServer, duration: Duration) -> Arc<Counts> {
         ("/trap", StatusCode::INTERNAL_SERVER_ERROR),
         ("/slow", StatusCode::GATEWAY_TIMEOUT),
         ("/spin", StatusCode::GATEWAY_TIMEOUT),
+        // The hostile tenant: host memory past `host_memory`, randomness
+        // past `max_random_size`, loops of host calls until the deadline,
+        // resource handles past `resources`.
+        ("/churn?hold=1000&size=65536", StatusCode::INTERNAL_SERVER_ERROR),
+        ("/churn?random=67108864", StatusCode::INTERNAL_SERVER_ERROR),
+        ("/churn?fields=0", StatusCode::GATEWAY_TIMEOUT),
+        ("/churn?u64=0", StatusCode::GATEWAY_TIMEOUT),
+        ("/leak", StatusCode::INTERNAL_SERVER_ERROR),
     ] {
         for _ in 0..2 {
             tasks.push(tokio::spawn(hostile_client(
