@@ -124,7 +124,7 @@ fn parse_filter(query: &str) -> anyhow::Result<UsageFilter> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "function" => filter.function = Some(value.to_owned()),
-            "since" => filter.since = Some(crate::cli::parse_since(value)?),
+            "since" => filter.since = Some(crate::ledger::parse_since(value)?),
             other => anyhow::bail!("unknown query parameter `{other}` (use function, since)"),
         }
     }
@@ -152,6 +152,6 @@ fn metrics(ledger: Option<&Ledger>) -> String {
          # HELP gust_guest_log_bytes_dropped_total Guest stdout/stderr bytes not logged (past the capture limit or over the per-function log rate).\n\
          # TYPE gust_guest_log_bytes_dropped_total counter\n\
          gust_guest_log_bytes_dropped_total {guest_dropped}\n",
-        guest_dropped = crate::output::log_bytes_dropped_total()
+        guest_dropped = crate::host::capability::output::log_bytes_dropped_total()
     )
 }

@@ -14,10 +14,11 @@ use crate::cache::{CacheLocation, CompileCache};
 use crate::call::Kind;
 use crate::engine::GustEngine;
 use crate::function::Function;
+use crate::headers;
+use crate::host::capability::AppCaps;
 use crate::manifest::{AppSpec, ServerSettings};
 use crate::metering::{InvocationRecord, RecordSink};
 use crate::router::{Router, Segment};
-use crate::server::headers;
 use http::{HeaderName, HeaderValue};
 
 /// Functions ready to serve, plus their routes. Cheap to clone.
@@ -219,6 +220,14 @@ impl App {
     /// compiled once, distinct ones in parallel on every core.
     pub fn load(engine: &GustEngine, spec: AppSpec) -> anyhow::Result<App> {
         let started = Instant::now();
+        let problems = crate::host::capability::validate(&spec);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|(field, problem)| format!("  - {field}: {problem}"))
+                .collect();
+            anyhow::bail!("invalid capability configuration:\n{}", list.join("\n"));
+        }
         let mut caches = Caches::new(engine, &spec.cache);
         tracing::info!(
             functions = spec.functions.len(),
@@ -258,13 +267,21 @@ impl App {
                 components[i] = Some((component.clone(), job.kind));
             }
         }
+        let caps = Arc::new(AppCaps::open(&spec).context("opening the app's capabilities")?);
         let functions = spec
             .functions
             .iter()
             .zip(components)
             .map(|(f, component)| {
                 let (component, kind) = component.context("every function has a component")?;
-                Function::new(engine, engine.linker(kind)?, &spec.name, f, &component)
+                Function::new(
+                    engine,
+                    engine.linker(kind)?,
+                    &spec.name,
+                    caps.clone(),
+                    f,
+                    &component,
+                )
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         for function in &functions {

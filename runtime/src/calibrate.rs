@@ -30,9 +30,9 @@ mod imp {
     use crate::app::App;
     use crate::engine::{EngineConfig, GustEngine};
     use crate::host::IoMeter;
-    use crate::invoke::{Invoked, RequestInfo};
     use crate::manifest::{AppSpec, ComponentSource, FunctionId, FunctionSpec, Limits};
     use crate::metering::{InvocationRecord, Outcome};
+    use crate::server::invoke::{Invoked, RequestInfo};
 
     /// Rounds of the hash loop per workload size.
     const SIZES: [u64; 5] = [1_000, 100_000, 400_000, 1_600_000, 6_400_000];

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -158,7 +158,10 @@ impl Cli {
                 let conn = ledger::open_read_only(&path)?;
                 let filter = UsageFilter {
                     function,
-                    since: since.as_deref().map(parse_since).transpose()?,
+                    since: since
+                        .as_deref()
+                        .map(crate::ledger::parse_since)
+                        .transpose()?,
                 };
                 print!(
                     "{}",
@@ -190,21 +193,6 @@ fn builtin_examples() -> anyhow::Result<AppSpec> {
 #[cfg(not(feature = "builtin-examples"))]
 fn builtin_examples() -> anyhow::Result<AppSpec> {
     anyhow::bail!("this gust was built without the built-in examples: name a manifest or a .wasm")
-}
-
-/// `--since`: RFC 3339, or a duration before now.
-pub fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
-    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
-        return Ok(time);
-    }
-    let ago = humantime::parse_duration(text).map_err(|_| {
-        anyhow::anyhow!(
-            "invalid time `{text}`: use RFC 3339 (2026-11-22T10:00:00Z) or a duration ago (1h, 30m)"
-        )
-    })?;
-    Ok(SystemTime::now()
-        .checked_sub(ago)
-        .unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 /// Every connection is a file descriptor: raise the soft limit to the hard

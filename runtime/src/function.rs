@@ -16,6 +16,7 @@ use crate::call::Kind;
 use crate::engine::GustEngine;
 use crate::gate::Gate;
 use crate::host::HostState;
+use crate::host::capability::AppCaps;
 use crate::manifest::{FunctionId, FunctionSpec, Limits};
 use crate::quota::Quota;
 use crate::reuse::WarmPool;
@@ -40,16 +41,19 @@ pub struct Function {
     pub(crate) slice_ticks: u32,
     /// Idle instances, when the function opted into reuse.
     pub(crate) warm: Option<Arc<WarmPool>>,
+    /// The app's opened capabilities, for each new instance's state.
+    pub(crate) caps: Arc<AppCaps>,
 }
 
 impl Function {
     /// Pre-instantiates a function from its compiled component: links it
     /// against the host and type-checks it as a `wasi:http` handler (p3 if
     /// it exports `wasi:http/handler@0.3`, else p2).
-    pub fn new(
+    pub(crate) fn new(
         engine: &GustEngine,
         linker: &Linker<HostState>,
         app: &FunctionId,
+        caps: Arc<AppCaps>,
         spec: &FunctionSpec,
         component: &Component,
     ) -> anyhow::Result<Function> {
@@ -73,6 +77,7 @@ impl Function {
             fuel_flush: engine.fuel_flush_interval(),
             slice_ticks: engine.slice_ticks(),
             warm: WarmPool::new(&spec.limits).map(Arc::new),
+            caps,
         })
     }
 

@@ -7,10 +7,24 @@
 //! 2. [`engine`]: the process's one wasmtime engine (pooling allocator,
 //!    copy-on-write memory, fuel, epochs).
 //! 3. [`app`] and [`function`]: every component compiled once and
-//!    pre-instantiated; one fresh instance per request.
-//! 4. [`router`]: the route table (no wasmtime inside).
-//! 5. [`server`]: hyper, mapping every failure to an HTTP status.
-//! 6. [`metering`]: the fuel and wall time of every invocation.
+//!    pre-instantiated; one fresh instance per request. Each instance's
+//!    store holds the host state (`host`): WASI and `wasi:http`, the
+//!    limits, the host work it is charged for (`host::work`) and one field
+//!    per host capability (`host::capability`: one trait, `Capability`;
+//!    adding a capability is one module, its grant, and one line in the
+//!    `capabilities!` list).
+//! 4. `exec`: what every trigger needs to invoke a function, and nothing
+//!    of HTTP: quota and admission, a fresh or reused store with its fuel,
+//!    deadline and time slices, the guest task under the gate, cancellation
+//!    and shutdown, and the usage record (`exec::Completion`, which a
+//!    trigger completes through `exec::TriggerEnd`). A timer or queue
+//!    trigger would be another user of `Function::prepare` and
+//!    `Prepared::spawn`.
+//! 5. [`router`]: the route table (no wasmtime inside).
+//! 6. [`server`]: the HTTP trigger: hyper, routing to functions, the
+//!    `wasi:http` call (`server::invoke`: request, response head, the
+//!    metered response body) and every failure mapped to an HTTP status.
+//! 7. [`metering`]: the fuel and wall time of every invocation.
 //!
 //! Embedding it:
 //!
@@ -40,15 +54,14 @@ mod dirs;
 pub mod engine;
 #[cfg(feature = "builtin-examples")]
 pub mod examples;
+mod exec;
 pub mod function;
 mod gate;
+pub mod headers;
 mod host;
-mod host_work;
-mod invoke;
 pub mod ledger;
 pub mod manifest;
 pub mod metering;
-mod output;
 pub mod quota;
 mod reuse;
 pub mod router;

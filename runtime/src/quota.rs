@@ -23,18 +23,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
-
-/// `quota = { fuel = N, window = "1h" }` in a function's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuotaDecl {
-    /// Fuel allowed per window.
-    pub fuel: u64,
-    /// Window length, e.g. `"1h"`, `"1m"`.
-    #[serde(deserialize_with = "crate::manifest::duration")]
-    pub window: Duration,
-}
+pub use crate::manifest::QuotaDecl;
 
 /// The live quota of one function.
 #[derive(Debug)]

@@ -80,7 +80,7 @@ impl Flavour {
         if let Some(linker) = self.linker.get() {
             return Ok(linker);
         }
-        let linker = crate::host::linker(&self.engine, self.kind)?;
+        let linker = linker(&self.engine, self.kind)?;
         Ok(self.linker.get_or_init(|| linker))
     }
 }
@@ -232,4 +232,25 @@ impl Drop for Inner {
             let _ = ticker.join();
         }
     }
+}
+
+/// The linker functions of `kind` are pre-instantiated against: the
+/// interfaces of `wasi:http/proxy` (plus the rest of `wasi:cli` so components
+/// built for a command-style world still link) and, for WASIp3 components,
+/// their 0.3 versions: `wasi:http` types and client, clocks, random and cli,
+/// as `wasmtime serve` links them (p3 components import p2 interfaces too,
+/// through Rust's standard library). The 0.3 interfaces need the engine's
+/// component model async support, which only the p3 engine has.
+fn linker(engine: &wasmtime::Engine, kind: Kind) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    if kind == Kind::P3 {
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi::p3::clocks::add_to_linker(&mut linker)?;
+        wasmtime_wasi::p3::random::add_to_linker(&mut linker)?;
+        wasmtime_wasi::p3::cli::add_to_linker(&mut linker)?;
+    }
+    crate::host::capability::link(&mut linker, kind == Kind::P3)?;
+    Ok(linker)
 }

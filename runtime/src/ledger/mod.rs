@@ -1,4 +1,6 @@
 //! The usage ledger: every invocation record, durably, off the request path.
+//! (Long because the writer thread, its recovery from a removed file and
+//! its tests belong together; schema, queue and queries are split out.)
 //!
 //! Records go to SQLite (bundled, WAL mode). The request path only copies a
 //! record into a bounded buffer ([`Ledger::sink`], see `queue`); a
@@ -30,7 +32,7 @@ mod query;
 mod queue;
 mod schema;
 
-pub use query::{Format, UsageFilter, UsageRow, format_nanos, render, usage};
+pub use query::{Format, UsageFilter, UsageRow, format_nanos, parse_since, render, usage};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -50,6 +50,21 @@ fn uint(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// A `--since` (or `since=`) value: RFC 3339, or a duration before now.
+pub fn parse_since(text: &str) -> anyhow::Result<SystemTime> {
+    if let Ok(time) = humantime::parse_rfc3339_weak(text) {
+        return Ok(time);
+    }
+    let ago = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!(
+            "invalid time `{text}`: use RFC 3339 (2026-11-22T10:00:00Z) or a duration ago (1h, 30m)"
+        )
+    })?;
+    Ok(SystemTime::now()
+        .checked_sub(ago)
+        .unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
 /// Totals per app, function and currency, ordered by function.
 pub fn usage(conn: &Connection, filter: &UsageFilter) -> rusqlite::Result<Vec<UsageRow>> {
     let since_minute = filter.since.map_or(i64::MIN, |t| {

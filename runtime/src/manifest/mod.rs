@@ -37,7 +37,7 @@ mod spec;
 pub(crate) use model::duration;
 pub use model::{
     AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
-    RouteDecl, ServerDecl,
+    QuotaDecl, RouteDecl, ServerDecl,
 };
 pub use spec::{
     AppSpec, ComponentSource, EngineSettings, FunctionSpec, LedgerLocation, LedgerSettings, Limits,

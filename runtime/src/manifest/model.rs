@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::billing::{Prices, PricesOverride};
-use crate::quota::QuotaDecl;
 use crate::router::RoutePattern;
 
 /// A whole `gust.toml`.
@@ -308,4 +307,15 @@ mod humantime_serde {
         struct Wrapped(#[serde(deserialize_with = "super::duration")] Duration);
         Ok(Option::<Wrapped>::deserialize(d)?.map(|w| w.0))
     }
+}
+
+/// `quota = { fuel = N, window = "1h" }` in a function's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaDecl {
+    /// Fuel allowed per window.
+    pub fuel: u64,
+    /// Window length, e.g. `"1h"`, `"1m"`.
+    #[serde(deserialize_with = "super::duration")]
+    pub window: Duration,
 }

@@ -1,14 +1,18 @@
 //! The validated application: what the runtime loads.
+//!
+//! (Long: every section's validated settings and their defaults, and the
+//! validation that reports every problem at once. Splitting it into
+//! tenant and operator config is the next step of the restructure.)
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::model::LimitsDecl;
+use super::model::QuotaDecl;
 use super::{FunctionId, Manifest, ManifestError, Problem, resolve};
 use crate::billing::Prices;
 use crate::cache::CacheLocation;
-use crate::quota::QuotaDecl;
 use crate::router::{RoutePattern, Router};
 
 /// Limits of one invocation, and of how many run at once.

@@ -10,22 +10,15 @@ use rand::RngExt as _;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::body::LimitedBody;
+use super::invoke::{Invoked, RequestInfo};
 use super::reject::Rejection;
 use crate::app::{App, RouteTarget};
 use crate::host::IoMeter;
-use crate::invoke::{Invoked, RequestInfo};
 use crate::router::RouteError;
 
 /// Headers gust sets on requests it routes to a function. Clients cannot
 /// set them: any `x-gust-*` header they send is removed first.
-pub mod headers {
-    /// The route pattern that matched, e.g. `/users/{id}`.
-    pub const ROUTE: &str = "x-gust-route";
-    /// Prefix of one header per named route parameter: `x-gust-param-id`.
-    pub const PARAM_PREFIX: &str = "x-gust-param-";
-    /// The request id, also on the response.
-    pub const REQUEST_ID: &str = "x-request-id";
-}
+pub use crate::headers;
 
 const RESERVED_PREFIX: &str = "x-gust-";
 

@@ -10,10 +10,10 @@
 mod body;
 mod conn;
 mod handler;
+pub(crate) mod invoke;
 mod reject;
 mod runtime;
 
-pub(crate) use body::BodyStatus;
 pub use handler::headers;
 pub use reject::Rejection;
 pub use runtime::{EVENT_INTERVAL, runtime_builder};
@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use conn::{Activity, TrackedBody};
 
 use crate::app::App;
+use crate::exec::tracked::{INVOCATIONS, Invocations};
 
 /// How long shutdown waits for in-flight requests. Default: 30 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -41,77 +42,6 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long shutdown waits, once the grace is over and what still ran was
 /// cancelled, for the cancelled invocations to hand in their records.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
-
-tokio::task_local! {
-    /// The invocations of the server whose request is being handled.
-    static INVOCATIONS: Invocations;
-}
-
-/// A server's invocations: how many have not yet handed in their usage
-/// record, and the signal that cancels them all at the end of the grace.
-#[derive(Clone)]
-struct Invocations {
-    running: Arc<watch::Sender<usize>>,
-    cancel: Arc<watch::Sender<bool>>,
-}
-
-impl Invocations {
-    fn new() -> Invocations {
-        Invocations {
-            running: Arc::new(watch::Sender::new(0)),
-            cancel: Arc::new(watch::Sender::new(false)),
-        }
-    }
-
-    /// Waits until every invocation has handed in its record.
-    async fn idle(&self) {
-        let _ = self.running.subscribe().wait_for(|n| *n == 0).await;
-    }
-
-    fn running(&self) -> usize {
-        *self.running.borrow()
-    }
-}
-
-/// Held by one invocation until its usage record is handed out: the
-/// server's shutdown waits for it, and can cancel the invocation. Inert
-/// outside a [`Server`] (a function invoked directly by an embedder).
-pub(crate) struct Tracked(Option<(Arc<watch::Sender<usize>>, watch::Receiver<bool>)>);
-
-impl Tracked {
-    /// Counts an invocation of the server handling the current request.
-    pub(crate) fn new() -> Tracked {
-        Tracked(
-            INVOCATIONS
-                .try_with(|invocations| {
-                    invocations.running.send_modify(|n| *n += 1);
-                    (invocations.running.clone(), invocations.cancel.subscribe())
-                })
-                .ok(),
-        )
-    }
-
-    /// Completes when the server's grace is over: the invocation must stop.
-    pub(crate) async fn cancelled(&self) {
-        match &self.0 {
-            Some((_, cancel)) => {
-                let mut cancel = cancel.clone();
-                if cancel.wait_for(|cancel| *cancel).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            None => std::future::pending().await,
-        }
-    }
-}
-
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        if let Some((running, _)) = &self.0 {
-            running.send_modify(|n| *n = n.saturating_sub(1));
-        }
-    }
-}
 
 /// Serves `app` over HTTP.
 pub struct Server {

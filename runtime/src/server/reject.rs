@@ -55,7 +55,7 @@ impl Rejection {
             Rejection::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Rejection::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::BadRequest => StatusCode::BAD_REQUEST,
-            Rejection::Failed(outcome) => crate::invoke::failure_status(*outcome),
+            Rejection::Failed(outcome) => super::invoke::failure_status(*outcome),
             Rejection::GuestError => StatusCode::INTERNAL_SERVER_ERROR,
             Rejection::QuotaExceeded(_) => StatusCode::TOO_MANY_REQUESTS,
         }

@@ -1,23 +1,28 @@
-//! Per-invocation host state: what lives in each request's `Store`.
+//! Per-invocation host state: what lives in each request's `Store`, the
+//! host work it is charged for (`work`) and the capabilities it holds
+//! (`capability`).
+
+pub(crate) mod capability;
+pub(crate) mod work;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use http_body_util::{BodyExt as _, Empty};
 use wasmtime::ResourceLimiter;
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::body::HostIncomingBody;
 use wasmtime_wasi_http::p2::types::HostIncomingRequest;
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::host_work::{CountingRng, HostMemoryExceeded, HostWork};
 use crate::manifest::Limits;
-use crate::output::GuestOutput;
+use capability::Caps;
+use work::{CountingRng, HostMemoryExceeded, HostWork};
 
 /// The data of one invocation's `Store`. Created fresh for every request, so
 /// nothing a guest does can leak into another request, unless its function
-/// opted into instance reuse (see `reuse`), where [`HostState::begin`]
+/// opted into instance reuse (see `reuse`), where `HostState::begin`
 /// resets what belongs to one request.
 pub struct HostState {
     wasi: WasiCtx,
@@ -32,37 +37,8 @@ pub struct HostState {
     /// Host fuel owed at the guest's last yield (host work yields as
     /// often as Wasm fuel does).
     pub(crate) host_fuel_at_yield: u64,
-    hooks: DenyOutbound,
-    /// The guest's stdout and stderr, logged when the invocation ends.
-    pub(crate) stdout: GuestOutput,
-    pub(crate) stderr: GuestOutput,
-}
-
-/// Outbound HTTP is a capability a manifest will grant per function; no
-/// manifest can grant it yet, so every `wasi:http/outgoing-handler` request
-/// is refused with `HTTP-request-denied` before anything touches the
-/// network (an untrusted guest must not reach the operator's network).
-struct DenyOutbound;
-
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
-
-impl WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn std::future::Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn std::future::Future<Output = SendResult> + Send> {
-        tracing::debug!(uri = %request.uri(), "outbound HTTP denied: not granted");
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
-    }
-
-    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
-        crate::host_work::OUTGOING_BODY_CHUNK
-    }
+    /// One field per host capability (see `capability`).
+    pub(crate) caps: Caps,
 }
 
 /// Body bytes moved by the host for one invocation, counted where they
@@ -96,7 +72,7 @@ impl IoMeter {
     pub fn host_fuel(&self) -> u64 {
         let frames = self.request_frames.load(Ordering::Relaxed);
         crate::metering::body_fuel(self.request_bytes().saturating_add(self.response_bytes()))
-            .saturating_add(frames.saturating_mul(crate::host_work::BODY_FRAME_FUEL))
+            .saturating_add(frames.saturating_mul(crate::metering::BODY_FRAME_FUEL))
     }
 }
 
@@ -174,22 +150,17 @@ impl ResourceLimiter for StoreLimiter {
 }
 
 impl HostState {
-    pub(crate) fn new(io: Arc<IoMeter>, limits: &Limits) -> Self {
-        // Guest stdout/stderr are kept (bounded) and logged with the
-        // request: a trapping guest's panic message is the first thing a
-        // developer needs to see.
-        let stdout = GuestOutput::default();
-        let stderr = GuestOutput::default();
+    pub(crate) fn new(io: Arc<IoMeter>, limits: &Limits, caps: Caps) -> Self {
         let work = HostWork::new(limits.host_memory);
-        let wasi = WasiCtx::builder()
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
+        let mut wasi = WasiCtx::builder();
+        caps.configure_wasi(&mut wasi);
+        let wasi = wasi
             .secure_random(CountingRng::secure(work.random_counter()))
             .insecure_random(CountingRng::secure(work.random_counter()))
             .max_random_size(limits.max_random_size)
             .build();
         let mut http = WasiHttpCtx::new();
-        http.set_field_size_limit(crate::host_work::FIELD_SIZE_LIMIT);
+        http.set_field_size_limit(crate::host::work::FIELD_SIZE_LIMIT);
         let mut table = ResourceTable::new();
         // Host resources live in host memory, outside the guest's linear
         // memory limit: cap how many one invocation may hold.
@@ -203,9 +174,7 @@ impl HostState {
             work,
             ticks_run: 0,
             host_fuel_at_yield: 0,
-            hooks: DenyOutbound,
-            stdout,
-            stderr,
+            caps,
         }
     }
 }
@@ -217,6 +186,7 @@ impl HostState {
     pub(crate) fn begin(&mut self, io: Arc<IoMeter>) {
         self.io = io;
         self.work.begin();
+        self.caps.reset();
         self.ticks_run = 0;
         self.host_fuel_at_yield = 0;
         self.limiter.peak = self.limiter.total;
@@ -281,30 +251,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.hooks,
+            hooks: &mut self.caps.outbound_http,
         }
     }
-}
-
-/// The linker functions of `kind` are pre-instantiated against: the
-/// interfaces of `wasi:http/proxy` (plus the rest of `wasi:cli` so components
-/// built for a command-style world still link) and, for WASIp3 components,
-/// their 0.3 versions: `wasi:http` types and client, clocks, random and cli,
-/// as `wasmtime serve` links them (p3 components import p2 interfaces too,
-/// through Rust's standard library). The 0.3 interfaces need the engine's
-/// component model async support, which only the p3 engine has.
-pub(crate) fn linker(
-    engine: &wasmtime::Engine,
-    kind: crate::call::Kind,
-) -> anyhow::Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    if kind == crate::call::Kind::P3 {
-        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-        wasmtime_wasi::p3::clocks::add_to_linker(&mut linker)?;
-        wasmtime_wasi::p3::random::add_to_linker(&mut linker)?;
-        wasmtime_wasi::p3::cli::add_to_linker(&mut linker)?;
-    }
-    Ok(linker)
 }

@@ -1,6 +1,10 @@
 //! Guest stdout and stderr: kept per invocation, bounded, and logged with
 //! the invocation's app, function and request id when it ends.
 //!
+//! (Long because it is one piece: the capability, the kept stream with its
+//! four wasmtime-wasi stream traits, and the log budget they share; a third
+//! of it is tests.)
+//!
 //! Inheriting the process's stdout (as `wasmtime serve` does) would let an
 //! untrusted guest write without bound and interleave its lines with other
 //! guests'. Here each stream keeps its first [`GuestOutput::CAPACITY`]
@@ -36,7 +40,52 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::manifest::FunctionId;
+use super::Capability;
+use crate::manifest::{AppSpec, FunctionId};
+
+/// The guest-output capability: every instance gets its own kept
+/// stdout and stderr (nothing to grant: a guest may always write them).
+pub(crate) struct GuestOutputs;
+
+/// An instance's standard streams.
+#[derive(Default)]
+pub(crate) struct Streams {
+    pub(crate) stdout: GuestOutput,
+    pub(crate) stderr: GuestOutput,
+}
+
+impl Streams {
+    /// The output of the request that just ended, split off the streams
+    /// a reused instance keeps.
+    pub(crate) fn split_off(&self) -> (GuestOutput, GuestOutput) {
+        (self.stdout.split_off(), self.stderr.split_off())
+    }
+
+    /// The streams' output so far (of an instance that is going away).
+    pub(crate) fn taken(&self) -> (GuestOutput, GuestOutput) {
+        (self.stdout.clone(), self.stderr.clone())
+    }
+}
+
+impl Capability for GuestOutputs {
+    type App = ();
+    type Instance = Streams;
+
+    fn open(_app: &AppSpec) -> anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn instance(_app: &(), _function: &FunctionId) -> Streams {
+        Streams::default()
+    }
+
+    fn configure_wasi(streams: &Streams, wasi: &mut wasmtime_wasi::WasiCtxBuilder) {
+        // Kept (bounded) and logged with the request: a trapping guest's
+        // panic message is the first thing a developer needs to see.
+        wasi.stdout(streams.stdout.clone())
+            .stderr(streams.stderr.clone());
+    }
+}
 
 /// Log bytes per second the guest output of one function may produce,
 /// sustained: 64 KiB, about 300 short lines a second.

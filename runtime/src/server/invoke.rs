@@ -1,0 +1,335 @@
+//! The HTTP trigger's invocation: one request through a function.
+//!
+//! The core (`exec`) admits the invocation and arms its store; here the
+//! `wasi:http` request and response outparam are set up on it (p2 or p3,
+//! see `call`), the guest is spawned, and the response head is handed to
+//! hyper as soon as the guest sets it while the guest keeps streaming the
+//! body ([`MeteredBody`] counts the bytes actually sent). What only HTTP
+//! knows goes into the usage record through [`HttpEnd`]: the status the
+//! client got, a client that went away mid-response, a body cut at
+//! `max_response_size`, a request body gust answered for itself.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use tokio::sync::Notify;
+use wasmtime_wasi_http::WasiBody;
+
+use super::body::BodyStatus;
+use crate::admission::Refused;
+use crate::call::{Call, Kind};
+use crate::exec::{Completion, NotStarted, TriggerEnd};
+use crate::function::Function;
+use crate::host::IoMeter;
+use crate::metering::{InvocationRecord, Outcome, RecordSink};
+
+/// What a request needs to know of the route that led to the function.
+#[derive(Debug, Clone)]
+pub(crate) struct RequestInfo {
+    pub request_id: String,
+    pub route: String,
+    /// HEAD responses have no body; their body is never read.
+    pub head: bool,
+    /// How the request body stream ended, if it was cut.
+    pub body: Arc<BodyStatus>,
+}
+
+/// The result of an invocation, as the request path sees it.
+pub(crate) enum Invoked {
+    /// The guest sent a response head; its body may still be streaming.
+    Response(hyper::Response<WasiBody>),
+    /// The guest answered the request with an error code instead.
+    GuestError(String),
+    /// The request cannot be expressed as a `wasi:http` request (e.g. it
+    /// has no authority).
+    BadRequest(String),
+    /// The function's quota is used up for this window.
+    QuotaExceeded(std::time::Duration),
+    /// The function's concurrency limit and queue are full.
+    Busy(Refused),
+    /// The invocation ended without a response.
+    Failed { outcome: Outcome, detail: String },
+}
+
+/// The status a client gets when an invocation ends without a response.
+pub(crate) fn failure_status(outcome: Outcome) -> http::StatusCode {
+    use http::StatusCode;
+    match outcome {
+        Outcome::Ok
+        | Outcome::Trap
+        | Outcome::OutOfFuel
+        | Outcome::NoResponse
+        | Outcome::ResponseTooLarge => StatusCode::INTERNAL_SERVER_ERROR,
+        Outcome::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        Outcome::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        // Nobody is left to see it; logged as nginx does.
+        Outcome::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+    }
+}
+
+/// What the HTTP trigger knows of an invocation, for its record.
+pub(crate) struct HttpEnd {
+    /// The status of the guest's response (0 until it sends one).
+    status: AtomicU16,
+    /// A response body was handed to the client.
+    body_streaming: AtomicBool,
+    /// The response body reached its end (or there is none to send).
+    body_finished: AtomicBool,
+    /// The response body passed `max_response_size` and was cut.
+    too_large: AtomicBool,
+    /// The request body as the server saw it: when it was cut, the client
+    /// got 408, 413 or nothing instead of the guest's response.
+    request_body: Arc<BodyStatus>,
+}
+
+impl TriggerEnd for HttpEnd {
+    fn finish(&self, record: &mut InvocationRecord) {
+        let mut code = self.status.load(Ordering::Relaxed);
+        let streaming = self.body_streaming.load(Ordering::Relaxed);
+        let finished = self.body_finished.load(Ordering::Relaxed);
+        let replaced = self.request_body.replaced_status();
+        if self.request_body.client_gone.load(Ordering::Relaxed) {
+            record.outcome = Outcome::ClientGone;
+        } else if self.too_large.load(Ordering::Relaxed) {
+            record.outcome = Outcome::ResponseTooLarge;
+        } else if streaming && !finished && record.outcome == Outcome::Ok && replaced.is_none() {
+            record.outcome = Outcome::ClientGone;
+        }
+        if let Some(status) = replaced {
+            code = status.as_u16();
+        }
+        if code == 0 {
+            if record.outcome == Outcome::Ok {
+                record.outcome = Outcome::NoResponse;
+            }
+            code = failure_status(record.outcome).as_u16();
+        }
+        record.status = code;
+    }
+
+    fn answered(&self) -> bool {
+        self.status.load(Ordering::Relaxed) != 0
+    }
+
+    fn released(&self) -> bool {
+        self.request_body.ended.load(Ordering::Relaxed)
+    }
+}
+
+impl Function {
+    /// Runs one request through a fresh instance (or an idle one, when the
+    /// function opted into reuse).
+    pub(crate) async fn invoke<B>(
+        &self,
+        info: RequestInfo,
+        request: hyper::Request<B>,
+        io: Arc<IoMeter>,
+        sinks: Arc<[RecordSink]>,
+    ) -> Invoked
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let mut prepared = match self.prepare(io).await {
+            Ok(prepared) => prepared,
+            Err(NotStarted::QuotaExceeded(retry_after)) => {
+                return Invoked::QuotaExceeded(retry_after);
+            }
+            Err(NotStarted::Busy(refused)) => return Invoked::Busy(refused),
+            Err(NotStarted::Failed { outcome, detail }) => {
+                return Invoked::Failed { outcome, detail };
+            }
+        };
+        let http = Arc::new(HttpEnd {
+            status: AtomicU16::new(0),
+            body_streaming: AtomicBool::new(false),
+            body_finished: AtomicBool::new(info.head),
+            too_large: AtomicBool::new(false),
+            request_body: info.body,
+        });
+        let completion =
+            prepared.completion(self, info.request_id, info.route, sinks, http.clone());
+
+        // Whatever body type an embedder passes: an empty one never holds
+        // a connection, so it cannot keep an instance from being reused.
+        if http_body::Body::is_end_stream(request.body()) {
+            http.request_body.ended.store(true, Ordering::Relaxed);
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let seen = http.clone();
+        let respond = Box::new(move |answer: crate::call::Answer| {
+            let code = match &answer {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 500,
+            };
+            seen.status.store(code, Ordering::Relaxed);
+            let _ = tx.send(answer);
+        });
+        let call = match Call::new(
+            Kind::of_pre(&self.pre),
+            &mut prepared.store,
+            request,
+            respond,
+        ) {
+            Ok(call) => call,
+            Err(e) => return Invoked::BadRequest(e),
+        };
+        let cancel = completion.cancel.clone();
+        let task = prepared.spawn(
+            self,
+            completion.clone(),
+            crate::exec::guest_call(move |store, proxy| Box::pin(call.run(store, proxy))),
+        );
+
+        // Until the response head is returned, dropping this future means
+        // the client went away: cancel the guest.
+        let guard = CancelOnDrop(Some(cancel));
+        let invoked = match rx.await {
+            Ok(Ok(response)) => {
+                http.body_streaming.store(true, Ordering::Relaxed);
+                let max = self.limits.max_response_size;
+                let expected: Option<u64> = response
+                    .headers()
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                if expected == Some(0) {
+                    // Nothing to send: hyper never polls the body.
+                    http.body_finished.store(true, Ordering::Relaxed);
+                }
+                Invoked::Response(response.map(|body| {
+                    MeteredBody {
+                        inner: body,
+                        completion,
+                        http,
+                        sent: 0,
+                        expected,
+                        max,
+                    }
+                    .boxed_unsync()
+                }))
+            }
+            Ok(Err(code)) => Invoked::GuestError(code),
+            Err(_) => match task.await {
+                Ok((outcome, detail)) => Invoked::Failed { outcome, detail },
+                Err(e) => Invoked::Failed {
+                    outcome: Outcome::Trap,
+                    detail: format!("invocation task failed: {e}"),
+                },
+            },
+        };
+        guard.disarm();
+        invoked
+    }
+}
+
+struct CancelOnDrop(Option<Arc<Notify>>);
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cancel) = self.0.take() {
+            cancel.notify_one();
+        }
+    }
+}
+
+/// The guest's response body on its way to the client: counts bytes and
+/// notices whether it was sent to the end.
+struct MeteredBody {
+    inner: WasiBody,
+    completion: Arc<Completion>,
+    http: Arc<HttpEnd>,
+    sent: u64,
+    /// The declared `content-length`: hyper stops polling once it is sent.
+    expected: Option<u64>,
+    /// The function's `max_response_size`.
+    max: u64,
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        // hyper drops an unfinished body when the client goes away (or the
+        // stream was cut): the guest's remaining work is for nobody.
+        if !self.http.body_finished.load(Ordering::Relaxed) {
+            self.completion.cancel.notify_one();
+        }
+    }
+}
+
+impl Body for MeteredBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    // hyper sends at most the declared `content-length`
+                    // and drops the rest of a frame that goes past it:
+                    // only what is sent is billed.
+                    let len = match self.expected {
+                        Some(expected) => {
+                            (data.len() as u64).min(expected.saturating_sub(self.sent))
+                        }
+                        None => data.len() as u64,
+                    };
+                    // The frame that would pass the cap is not sent.
+                    if self.sent.saturating_add(len) > self.max {
+                        self.http.too_large.store(true, Ordering::Relaxed);
+                        self.completion.cancel.notify_one();
+                        return Poll::Ready(Some(Err(
+                            wasmtime_wasi_http::Error::HttpResponseBodySize(Some(self.max)),
+                        )));
+                    }
+                    self.completion.io.add_response(len);
+                    self.sent += len;
+                    if self.expected.is_some_and(|expected| self.sent >= expected) {
+                        self.http.body_finished.store(true, Ordering::Relaxed);
+                    }
+                } else if frame.is_trailers() {
+                    // Trailers are the last frame: hyper polls no further.
+                    self.http.body_finished.store(true, Ordering::Relaxed);
+                }
+            }
+            Poll::Ready(None) => {
+                // wasmtime-wasi-http ends a body that was dropped unfinished
+                // (the guest trapped mid-stream) as if it were complete;
+                // wasi:http says it is incomplete: cut the stream instead.
+                if self.completion.guest_failed.load(Ordering::Acquire) {
+                    return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpProtocolError)));
+                }
+                self.http.body_finished.store(true, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // hyper stops polling once this is true, so the end is noted here
+        // as well as on a final `None`.
+        let end = self.inner.is_end_stream();
+        if end {
+            self.http.body_finished.store(true, Ordering::Relaxed);
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
