@@ -35,6 +35,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# `stack-overflow` is a test guest (tests/guests), built by the test
+# crate's build script.
+[[ -e $GUESTS/stack_overflow.wasm ]] || cargo build --release -p gust-tests --lib >&2
 for f in "$GUST" "$COMPONENTS/rust.wasm" "$COMPONENTS/python.wasm" "$COMPONENTS/js.wasm" "$GUESTS/stack_overflow.wasm"; do
   [[ -e $f ]] || { echo "missing $f (build gust, run benches/e2e/run.sh once)" >&2; exit 1; }
 done

@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(Kind::detect(examples::SPIN_HELLO), Kind::P3);
         assert_eq!(Kind::detect(examples::HELLO), Kind::P2);
         // Not a binary component (WAT text, junk): p2, and compiling says why.
-        assert_eq!(Kind::detect(examples::TABLE_BOMB), Kind::P2);
+        assert_eq!(Kind::detect(gust_tests::guests::TABLE_BOMB), Kind::P2);
         assert_eq!(Kind::detect(b"not wasm"), Kind::P2);
         // A p3 handler exported by a nested component only is not the
         // component's own export.

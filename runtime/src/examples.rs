@@ -12,6 +12,13 @@
 //! | `GET /work?n=N` | `work` | fuel growing with the work done |
 //! | `/raw/{*rest}` | `raw` | a component built without gust-sdk |
 //! | `GET /fetch?url=URL` | `fetch` | outbound HTTP, refused: not granted |
+//!
+//! Also here, not served by default: `p3-hello` (a WASIp3 component),
+//! `spin-hello` (built with the Spin Rust SDK 7) and `minimal` (the fewest
+//! host calls a response needs, the benchmarks' floor). Every crate in
+//! `guest-examples/` is embedded, so every one is an example a user may
+//! read; test fixtures and hostile guests are in `tests/guests/`
+//! (`gust_tests::guests`).
 
 use std::time::Duration;
 

@@ -242,7 +242,7 @@ fn start_request(addr: std::net::SocketAddr, path: &str, until: &str) -> std::ne
 
 #[test]
 fn shutdown_cancels_what_outlives_the_grace_records_it_and_exits_promptly() {
-    use gust_runtime::examples::{P3_POST_RETURN_PATH, P3_SPIN_PATH};
+    use gust_tests::guests::{P3_POST_RETURN_PATH, P3_SPIN_PATH};
 
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("gust.toml");

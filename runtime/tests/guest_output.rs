@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use gust_runtime::examples;
+use gust_tests::guests;
 use support::{Serving, get};
 
 mod support;
@@ -100,7 +100,7 @@ fn field<'a>(fields: &'a [(String, String)], key: &str) -> Vec<&'a str> {
 
 #[test]
 fn guest_output_cannot_forge_an_invocation_record() {
-    let server = Serving::start(&[examples::LOG_FORGE_PATH]);
+    let server = Serving::start(&[guests::LOG_FORGE_PATH]);
     let (status, body) = get(server.addr, "/?forge");
     assert_eq!((status, body.as_str()), (200, "ok\n"));
     let log = terminated(server);
@@ -180,7 +180,7 @@ fn a_flooding_guest_is_held_to_its_log_rate_and_every_drop_reported() {
     const FLOOD: usize = 64 << 10;
     const REQUESTS: usize = 64;
 
-    let server = Serving::start(&[examples::LOG_FORGE_PATH]);
+    let server = Serving::start(&[guests::LOG_FORGE_PATH]);
     let started = Instant::now();
     for _ in 0..REQUESTS {
         let (status, body) = get(server.addr, &format!("/?flood={FLOOD}"));

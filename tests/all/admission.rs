@@ -6,34 +6,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 
-use crate::support::{TestServer, send};
+use crate::support::manifest::ManifestText;
+use crate::support::{self, TestServer, send};
 
-const MANIFEST: &str = r#"
-[functions.hello]
-component = "{HELLO}"
-[functions.wait]
-component = "{HOST_WAIT}"
-timeout = "1s"
-concurrency = 1
-queue = 1
-queue_timeout = "5s"
-[functions.short-queue]
-component = "{HOST_WAIT}"
-timeout = "1s"
-concurrency = 1
-queue = 1
-queue_timeout = "200ms"
-
-[[routes]]
-path = "/hello"
-function = "hello"
-[[routes]]
-path = "/wait"
-function = "wait"
-[[routes]]
-path = "/short-queue"
-function = "short-queue"
-"#;
+/// `hello`, and two functions of the host-wait guest (a 1 s wait) with one
+/// slot and one queue place each: `wait` queues up to 5 s, `short-queue`
+/// up to 200 ms.
+fn manifest() -> ManifestText {
+    let one_slot = |queue_timeout: &str| {
+        format!("timeout = \"1s\"\nconcurrency = 1\nqueue = 1\nqueue_timeout = \"{queue_timeout}\"")
+    };
+    support::manifest()
+        .hello()
+        .function("wait", "{HOST_WAIT}")
+        .set(&one_slot("5s"))
+        .route("/wait")
+        .function("short-queue", "{HOST_WAIT}")
+        .set(&one_slot("200ms"))
+        .route("/short-queue")
+}
 
 fn get(server: &TestServer, path: &'static str) -> tokio::task::JoinHandle<crate::support::Reply> {
     let addr = server.addr;
@@ -46,7 +37,7 @@ fn get(server: &TestServer, path: &'static str) -> tokio::task::JoinHandle<crate
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_is_503_and_a_queued_request_runs_when_a_slot_frees() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     // Occupies the one slot for its 1 s deadline.
     let first = get(&server, "/wait");
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -73,7 +64,7 @@ async fn a_full_queue_is_503_and_a_queued_request_runs_when_a_slot_frees() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_past_the_queue_timeout_is_503() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let first = get(&server, "/short-queue");
     tokio::time::sleep(Duration::from_millis(200)).await;
     let waited = server.get("/short-queue").await;

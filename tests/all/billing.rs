@@ -10,15 +10,14 @@ use gust_runtime::manifest::{LedgerLocation, LedgerSettings};
 use gust_runtime::metering::{BODY_FRAME_FUEL, HOST_CALL_FUEL, body_fuel};
 use http::{Request, StatusCode};
 
-use crate::support::{Reply, TestServer};
+use crate::support::client::request_id_in;
+use crate::support::manifest::ManifestText;
+use crate::support::{Reply, TestServer, manifest};
 
-const ECHO: &str = r#"
-[functions.echo]
-component = "{ECHO}"
-[[routes]]
-path = "/echo/{*rest}"
-function = "echo"
-"#;
+/// `echo` at `/echo/{*rest}`.
+fn echo() -> ManifestText {
+    manifest().function("echo", "{ECHO}").route("/echo/{*rest}")
+}
 
 fn file_ledger(dir: &std::path::Path) -> LedgerSettings {
     LedgerSettings {
@@ -36,7 +35,7 @@ async fn post(server: &TestServer, path: &str, body: Vec<u8>) -> Reply {
 
 #[tokio::test]
 async fn body_bytes_are_recorded_and_charged_as_host_fuel() {
-    let server = TestServer::start(ECHO).await;
+    let server = TestServer::start(echo()).await;
     let empty = post(&server, "/echo/x?raw", Vec::new()).await;
     let empty = server.record(&empty.request_id()).await;
     assert_eq!((empty.request_bytes, empty.response_bytes), (0, 0));
@@ -119,26 +118,15 @@ function = "echo"
 async fn failed_invocations_are_recorded_with_their_outcome_in_the_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with_ledger(
-        r#"
-[functions.trap]
-component = "{TRAP}"
-[functions.work]
-component = "{WORK}"
-fuel = 100000
-[functions.spin]
-component = "{SPIN}"
-timeout = "300ms"
-fuel = 1_000_000_000_000
-[[routes]]
-path = "/trap"
-function = "trap"
-[[routes]]
-path = "/work"
-function = "work"
-[[routes]]
-path = "/spin"
-function = "spin"
-"#,
+        manifest()
+            .function("trap", "{TRAP}")
+            .route("/trap")
+            .function("work", "{WORK}")
+            .set("fuel = 100000")
+            .route("/work")
+            .function("spin", "{SPIN}")
+            .set("timeout = \"300ms\"\nfuel = 1_000_000_000_000")
+            .route("/spin"),
         Some(file_ledger(dir.path())),
     )
     .await;
@@ -177,7 +165,7 @@ async fn ledger_keeps_every_record_across_a_graceful_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut expected_fuel = 0;
     for round in 0..2 {
-        let server = TestServer::start_with_ledger(ECHO, Some(file_ledger(dir.path()))).await;
+        let server = TestServer::start_with_ledger(echo(), Some(file_ledger(dir.path()))).await;
         for i in 0..20 {
             let reply = post(&server, "/echo/r?raw", vec![b'x'; i * 10]).await;
             assert_eq!(reply.status, StatusCode::OK);
@@ -214,7 +202,7 @@ async fn a_full_disk_loses_records_but_not_requests() {
         max_size: Some(48 * 1024),
         ..file_ledger(dir.path())
     };
-    let server = std::sync::Arc::new(TestServer::start_with_ledger(ECHO, Some(settings)).await);
+    let server = std::sync::Arc::new(TestServer::start_with_ledger(echo(), Some(settings)).await);
     for _ in 0..10 {
         let batch: Vec<_> = (0..40)
             .map(|_| {
@@ -276,14 +264,9 @@ fn corrupt_or_unwritable_ledger_is_a_start_up_error() {
 #[tokio::test]
 async fn quota_gives_429_until_the_window_rolls() {
     let server = TestServer::start(
-        r#"
-[functions.hello]
-component = "{HELLO}"
-quota = { fuel = 1, window = "2s" }
-[[routes]]
-path = "/hello"
-function = "hello"
-"#,
+        manifest()
+            .hello()
+            .set(r#"quota = { fuel = 1, window = "2s" }"#),
     )
     .await;
     // Start just after a window boundary so the test does not straddle one.
@@ -316,17 +299,15 @@ async fn concurrent_requests_do_not_overshoot_the_quota() {
     const BUDGET: u64 = 20_000_000;
     const QUOTA: u64 = 4 * BUDGET;
     let server = std::sync::Arc::new(
-        TestServer::start(&format!(
-            r#"
-[functions.spin]
-component = "{{SPIN}}"
-fuel = {BUDGET}
-quota = {{ fuel = {QUOTA}, window = "1h" }}
-[[routes]]
-path = "/spin"
-function = "spin"
-"#
-        ))
+        TestServer::start(
+            manifest()
+                .function("spin", "{SPIN}")
+                .set(&format!(
+                    r#"fuel = {BUDGET}
+quota = {{ fuel = {QUOTA}, window = "1h" }}"#
+                ))
+                .route("/spin"),
+        )
         .await,
     );
     // Not within a minute of the hour, so the test does not straddle it.
@@ -379,7 +360,7 @@ function = "spin"
 #[tokio::test]
 async fn admin_endpoint_serves_usage_and_metrics() {
     let server = TestServer::start_with_ledger(
-        ECHO,
+        echo(),
         Some(LedgerSettings {
             location: LedgerLocation::Memory,
             ..LedgerSettings::default()
@@ -464,7 +445,7 @@ async fn admin_endpoint_serves_usage_and_metrics() {
 async fn a_removed_ledger_file_is_counted_as_lost_and_recreated() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
-    let server = TestServer::start_with_ledger(ECHO, Some(file_ledger(dir.path()))).await;
+    let server = TestServer::start_with_ledger(echo(), Some(file_ledger(dir.path()))).await;
     let ledger = server.ledger.clone().unwrap();
     let stats = ledger.stats();
     // Records are finished once both the guest and the body are done.
@@ -571,31 +552,19 @@ async fn received(server: &TestServer, path: &str) -> (String, Vec<u8>) {
     (head, body)
 }
 
-fn request_id(head: &str) -> String {
-    head.lines()
-        .find_map(|l| l.strip_prefix("x-request-id:"))
-        .expect("every response has x-request-id")
-        .trim()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_longer_than_its_content_length_is_billed_as_sent() {
     let server = TestServer::start(
-        r#"
-[functions.overlong-body]
-component = "{OVERLONG_BODY}"
-[[routes]]
-path = "/overlong"
-function = "overlong-body"
-"#,
+        manifest()
+            .function("overlong-body", "{OVERLONG_BODY}")
+            .route("/overlong"),
     )
     .await;
     let (head, body) = received(&server, "/overlong").await;
     assert!(head.starts_with("http/1.1 200"), "{head}");
     // The guest wrote 21 bytes; hyper sends the 5 it declared.
     assert_eq!(body, b"hello", "{head}");
-    let record = server.record(&request_id(&head)).await;
+    let record = server.record(&request_id_in(&head)).await;
     // Billed as sent: the response bytes are what body fuel is charged on.
     assert_eq!(record.response_bytes, 5);
 }
@@ -603,22 +572,17 @@ function = "overlong-body"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_cut_at_the_size_cap_is_billed_as_received() {
     let server = TestServer::start(
-        r#"
-[defaults]
-timeout = "5s"
-[functions.endless-body]
-component = "{ENDLESS_BODY}"
-max_response_size = 1000000
-[[routes]]
-path = "/endless"
-function = "endless-body"
-"#,
+        manifest()
+            .defaults(r#"timeout = "5s""#)
+            .function("endless-body", "{ENDLESS_BODY}")
+            .set("max_response_size = 1000000")
+            .route("/endless"),
     )
     .await;
     for _ in 0..5 {
         let (head, body) = received(&server, "/endless").await;
         assert!(head.starts_with("http/1.1 200"), "{head}");
-        let record = server.record(&request_id(&head)).await;
+        let record = server.record(&request_id_in(&head)).await;
         assert_eq!(record.outcome, Outcome::ResponseTooLarge);
         assert!(body.len() <= 1_000_000, "{}", body.len());
         assert!(

@@ -11,47 +11,31 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gust_runtime::{InvocationRecord, Outcome};
 use http::{Request, StatusCode};
-use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
+use http_body_util::Full;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::time::timeout;
 
+use crate::support::client::{
+    closed, connect, get_on, http1, http2, raw_exchange, raw_request, read_head, read_to_close,
+    request_id_in, status_line,
+};
+use crate::support::manifest::ManifestText;
 use crate::support::{self, TestServer};
 
-/// Functions and routes every test here serves; each test adds its
-/// `[server]` settings.
-const FUNCTIONS: &str = r#"
-[functions.hello]
-component = "{HELLO}"
-[functions.echo]
-component = "{ECHO}"
-[functions.spin]
-component = "{SPIN}"
-timeout = "2s"
-fuel = 1_000_000_000_000
-[functions.endless]
-component = "{ENDLESS_BODY}"
-timeout = "30s"
-fuel = 1_000_000_000_000
-
-[[routes]]
-path = "/hello"
-function = "hello"
-[[routes]]
-path = "/echo/{*rest}"
-function = "echo"
-[[routes]]
-path = "/spin"
-function = "spin"
-[[routes]]
-path = "/endless"
-function = "endless"
-"#;
-
-/// A manifest with `server` as its `[server]` table.
-fn manifest(server: &str) -> String {
-    format!("[server]\n{server}\n{FUNCTIONS}")
+/// The functions and routes every test here serves, with `server` as the
+/// `[server]` table.
+fn manifest(server: &str) -> ManifestText {
+    support::manifest()
+        .server(server)
+        .hello()
+        .function("echo", "{ECHO}")
+        .route("/echo/{*rest}")
+        .function("spin", "{SPIN}")
+        .set("timeout = \"2s\"\nfuel = 1_000_000_000_000")
+        .route("/spin")
+        .function("endless", "{ENDLESS_BODY}")
+        .set("timeout = \"30s\"\nfuel = 1_000_000_000_000")
+        .route("/endless")
 }
 
 fn get(path: &str) -> Request<Bytes> {
@@ -61,91 +45,6 @@ fn get(path: &str) -> Request<Bytes> {
 async fn assert_hello(server: &TestServer) {
     let reply = server.get("/hello").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-}
-
-async fn connect(addr: SocketAddr) -> TcpStream {
-    timeout(Duration::from_secs(10), TcpStream::connect(addr))
-        .await
-        .expect("connect timed out")
-        .expect("connect failed")
-}
-
-/// The first line of a raw answer.
-fn status_line(reply: &[u8]) -> String {
-    String::from_utf8_lossy(reply)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_owned()
-}
-
-/// Reads until the server closes the connection (EOF or reset): `Ok` with
-/// everything read, or `Err` with what was read when `limit` ran out.
-async fn read_to_close<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    limit: Duration,
-) -> Result<Vec<u8>, Vec<u8>> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut reply = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Ok(reply),
-            Ok(Ok(n)) => reply.extend_from_slice(&chunk[..n]),
-            Err(_) => return Err(reply),
-        }
-    }
-}
-
-/// The `x-request-id` of a raw HTTP/1.1 response head.
-fn request_id_in(head: &str) -> String {
-    head.lines()
-        .find_map(|line| line.strip_prefix("x-request-id: "))
-        .expect("x-request-id")
-        .trim()
-        .to_owned()
-}
-
-/// Reads a response head (up to the blank line). `None` if the connection
-/// closed first; panics if nothing complete came within `limit`.
-pub(crate) async fn read_head<R: AsyncRead + Unpin>(
-    stream: &mut R,
-    limit: Duration,
-) -> Option<String> {
-    let deadline = tokio::time::Instant::now() + limit;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match tokio::time::timeout_at(deadline, stream.read(&mut byte)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return None,
-            Ok(Ok(_)) => head.push(byte[0]),
-            Err(_) => panic!(
-                "no response head within {limit:?}; got {:?}",
-                String::from_utf8_lossy(&head)
-            ),
-        }
-    }
-    Some(String::from_utf8_lossy(&head).into_owned())
-}
-
-/// Sends raw bytes on a fresh connection and reads until the server closes
-/// it (bounded by `limit`).
-async fn raw_exchange(addr: SocketAddr, bytes: &[u8], limit: Duration) -> Result<Vec<u8>, Vec<u8>> {
-    let mut stream = connect(addr).await;
-    // The server may answer and close before it has read everything.
-    let _ = stream.write_all(bytes).await;
-    read_to_close(&mut stream, limit).await
-}
-
-/// The reply of a connection the server closed, or a panic naming `what`
-/// with what arrived before the limit.
-fn closed(reply: Result<Vec<u8>, Vec<u8>>, what: &str) -> Vec<u8> {
-    reply.unwrap_or_else(|partial| {
-        panic!(
-            "{what}: connection not closed within the limit; got {:?}",
-            String::from_utf8_lossy(&partial)
-        )
-    })
 }
 
 /// Sends `bytes` one at a time, `interval` apart, until done or the
@@ -165,83 +64,6 @@ fn trickle(
             tokio::time::sleep(interval).await;
         }
     })
-}
-
-/// An HTTP/1.1 keep-alive client connection, its driver task reporting
-/// when the connection ends.
-async fn h1_client(
-    addr: SocketAddr,
-) -> (
-    hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    tokio::task::JoinHandle<Result<(), hyper::Error>>,
-) {
-    let stream = connect(addr).await;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    (sender, tokio::spawn(connection))
-}
-
-/// An HTTP/2 (h2c, prior knowledge) client connection.
-async fn h2_client(
-    addr: SocketAddr,
-) -> (
-    hyper::client::conn::http2::SendRequest<Full<Bytes>>,
-    tokio::task::JoinHandle<Result<(), hyper::Error>>,
-) {
-    let stream = connect(addr).await;
-    let (sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    (sender, tokio::spawn(connection))
-}
-
-/// GETs `uri` on an existing connection: the status, body read.
-async fn get_on<S>(sender: &mut S, uri: &str) -> StatusCode
-where
-    S: SendOn,
-{
-    let request = Request::get(uri)
-        .header(http::header::HOST, "localhost")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = timeout(support::REQUEST_TIMEOUT, sender.send_on(request))
-        .await
-        .expect("request timed out")
-        .expect("request failed");
-    let status = response.status();
-    timeout(support::REQUEST_TIMEOUT, response.into_body().collect())
-        .await
-        .expect("body timed out")
-        .expect("body failed");
-    status
-}
-
-/// HTTP/1.1 and HTTP/2 senders alike.
-trait SendOn {
-    fn send_on(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>>;
-}
-
-impl SendOn for hyper::client::conn::http1::SendRequest<Full<Bytes>> {
-    fn send_on(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> {
-        self.send_request(request)
-    }
-}
-
-impl SendOn for hyper::client::conn::http2::SendRequest<Full<Bytes>> {
-    fn send_on(
-        &mut self,
-        request: Request<Full<Bytes>>,
-    ) -> impl Future<Output = hyper::Result<http::Response<hyper::body::Incoming>>> {
-        self.send_request(request)
-    }
 }
 
 /// p50 and p99 of some latencies.
@@ -267,7 +89,7 @@ async fn hello_latencies(server: &TestServer, n: usize) -> Vec<Duration> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_heads_are_cut_off_while_others_are_served() {
-    let server = TestServer::start(&manifest(r#"header_read_timeout = "1s""#)).await;
+    let server = TestServer::start(manifest(r#"header_read_timeout = "1s""#)).await;
     let head = format!(
         "GET /hello HTTP/1.1\r\nHost: localhost\r\nUser-Agent: slowloris\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(60)
@@ -318,7 +140,7 @@ async fn slowloris_heads_are_cut_off_while_others_are_served() {
 /// from HTTP/2 until it has it, and must not wait for it forever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_on_the_http2_preface_is_cut_off() {
-    let server = TestServer::start(&manifest(r#"header_read_timeout = "1s""#)).await;
+    let server = TestServer::start(manifest(r#"header_read_timeout = "1s""#)).await;
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     let started = Instant::now();
     let (mut reader, writer) = connect(server.addr).await.into_split();
@@ -352,15 +174,14 @@ async fn slowloris_on_the_http2_preface_is_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickled_body_is_cut_off_with_408() {
-    let server = TestServer::start(&manifest(r#"body_read_timeout = "1s""#)).await;
+    let server = TestServer::start(manifest(r#"body_read_timeout = "1s""#)).await;
     let started = Instant::now();
-    let (mut reader, mut writer) = connect(server.addr).await.into_split();
-    writer
-        .write_all(
-            b"POST /echo/slow?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let (mut reader, writer) = raw_request(
+        server.addr,
+        b"POST /echo/slow?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
+    )
+    .await
+    .into_split();
     let sent = Arc::new(AtomicUsize::new(0));
     // 1000 bytes at one per 200 ms would take 200 s.
     let writing = trickle(
@@ -401,14 +222,13 @@ async fn a_trickled_body_is_cut_off_with_408() {
 /// the client got.
 #[tokio::test]
 async fn a_trickled_body_is_recorded_with_the_status_the_client_got() {
-    let server = TestServer::start(&manifest(r#"body_read_timeout = "1s""#)).await;
-    let (mut reader, mut writer) = connect(server.addr).await.into_split();
-    writer
-        .write_all(
-            b"POST /echo/slow?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let server = TestServer::start(manifest(r#"body_read_timeout = "1s""#)).await;
+    let (mut reader, writer) = raw_request(
+        server.addr,
+        b"POST /echo/slow?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n",
+    )
+    .await
+    .into_split();
     let writing = trickle(
         writer,
         vec![b'x'; 1000],
@@ -433,14 +253,12 @@ async fn a_trickled_body_is_recorded_with_the_status_the_client_got() {
 
 #[tokio::test]
 async fn a_body_sent_in_pieces_within_the_body_timeout_is_served() {
-    let server = TestServer::start(&manifest(r#"body_read_timeout = "2s""#)).await;
-    let mut stream = connect(server.addr).await;
-    stream
-        .write_all(
-            b"POST /echo/pieces?raw HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 20\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let server = TestServer::start(manifest(r#"body_read_timeout = "2s""#)).await;
+    let mut stream = raw_request(
+        server.addr,
+        b"POST /echo/pieces?raw HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: 20\r\n\r\n",
+    )
+    .await;
     for piece in ["aaaaa", "bbbbb", "ccccc", "ddddd"] {
         tokio::time::sleep(Duration::from_millis(100)).await;
         stream.write_all(piece.as_bytes()).await.unwrap();
@@ -457,7 +275,7 @@ async fn a_body_sent_in_pieces_within_the_body_timeout_is_served() {
 
 #[tokio::test]
 async fn malformed_requests_get_400_or_a_close() {
-    let server = TestServer::start(&manifest(r#"header_read_timeout = "2s""#)).await;
+    let server = TestServer::start(manifest(r#"header_read_timeout = "2s""#)).await;
     let cases: &[(&str, &[u8])] = &[
         ("binary junk", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\xde\xad\xbe\xef\r\n\r\n"),
         ("NUL and high bytes", b"\x00\xff\xfe\xfd garbage \x01\x02\r\n\r\n"),
@@ -507,7 +325,7 @@ async fn malformed_requests_get_400_or_a_close() {
 /// for records and logs only), and the usage record has that status.
 #[tokio::test]
 async fn a_malformed_chunked_body_gets_400() {
-    let server = TestServer::start(&manifest("")).await;
+    let server = TestServer::start(manifest("")).await;
     let cases: &[(&str, &[u8])] = &[
         ("bad chunk size", b"zz\r\nabc\r\n0\r\n\r\n"),
         ("bare-LF chunk lines", b"3\nabc\n0\n\n"),
@@ -558,7 +376,7 @@ async fn a_malformed_chunked_body_gets_400() {
 /// and waits for the answer gets 400, not 499; the record says it left.
 #[tokio::test]
 async fn a_body_cut_short_by_a_half_close_gets_400_not_499() {
-    let server = TestServer::start(&manifest("")).await;
+    let server = TestServer::start(manifest("")).await;
     let cases: &[(&str, &[u8])] = &[
         (
             "content-length",
@@ -570,8 +388,7 @@ async fn a_body_cut_short_by_a_half_close_gets_400_not_499() {
         ),
     ];
     for (name, request) in cases {
-        let mut stream = connect(server.addr).await;
-        stream.write_all(request).await.unwrap();
+        let mut stream = raw_request(server.addr, request).await;
         stream.shutdown().await.unwrap();
         let reply = closed(
             read_to_close(&mut stream, Duration::from_secs(8)).await,
@@ -601,7 +418,7 @@ async fn a_body_cut_short_by_a_half_close_gets_400_not_499() {
 /// served as a second request.
 #[tokio::test]
 async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
-    let server = TestServer::start(&manifest("")).await;
+    let server = TestServer::start(manifest("")).await;
     let smuggled = b"POST /echo/x?raw HTTP/1.1\r\nHost: x\r\nContent-Length: 35\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
     let reply = closed(
         raw_exchange(server.addr, smuggled, Duration::from_secs(8)).await,
@@ -634,7 +451,7 @@ async fn content_length_with_transfer_encoding_cannot_smuggle_a_request() {
 
 #[tokio::test]
 async fn too_many_headers_are_431_and_long_urls_414() {
-    let server = TestServer::start(&manifest("max_headers = 20\nmax_url_length = 8192")).await;
+    let server = TestServer::start(manifest("max_headers = 20\nmax_url_length = 8192")).await;
     let with_headers = |n: usize| {
         // Host and Connection count.
         let mut head = String::from("GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
@@ -695,8 +512,8 @@ async fn too_many_headers_are_431_and_long_urls_414() {
 /// way.
 #[tokio::test]
 async fn http2_requests_obey_max_headers_and_max_url_length() {
-    let server = TestServer::start(&manifest("max_headers = 20\nmax_url_length = 8192")).await;
-    let (mut sender, _connection) = h2_client(server.addr).await;
+    let server = TestServer::start(manifest("max_headers = 20\nmax_url_length = 8192")).await;
+    let (mut sender, _connection) = http2(server.addr).await;
     let send = |sender: &mut hyper::client::conn::http2::SendRequest<Full<Bytes>>,
                 uri: String,
                 headers: usize| {
@@ -733,12 +550,8 @@ async fn http2_requests_obey_max_headers_and_max_url_length() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_request_is_client_gone() {
-    let server = TestServer::start(&manifest("")).await;
-    let mut stream = connect(server.addr).await;
-    stream
-        .write_all(b"POST /echo/leaving?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n0123456789")
-        .await
-        .unwrap();
+    let server = TestServer::start(manifest("")).await;
+    let stream = raw_request(server.addr, b"POST /echo/leaving?raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n0123456789").await;
     // Let the guest start and wait for the rest of the body.
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
@@ -753,7 +566,7 @@ async fn a_client_that_leaves_mid_request_is_client_gone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_response_is_client_gone() {
-    let server = TestServer::start(&manifest("")).await;
+    let server = TestServer::start(manifest("")).await;
     const LEN: usize = 16 * 1024 * 1024;
     let (mut reader, mut writer) = connect(server.addr).await.into_split();
     let writing = tokio::spawn(async move {
@@ -796,13 +609,13 @@ async fn a_client_that_leaves_mid_response_is_client_gone() {
 /// A guest streaming an endless body: the client reads some and leaves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_an_endless_response_is_client_gone() {
-    let server = TestServer::start(&manifest("")).await;
+    let server = TestServer::start(manifest("")).await;
     let started = Instant::now();
-    let mut stream = connect(server.addr).await;
-    stream
-        .write_all(b"GET /endless HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let mut stream = raw_request(
+        server.addr,
+        b"GET /endless HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
     let head = read_head(&mut stream, Duration::from_secs(10))
         .await
         .expect("a response head");
@@ -991,7 +804,7 @@ async fn assert_healthy_after(
         );
     }
     // A fresh HTTP/2 connection is served.
-    let (mut sender, _connection) = h2_client(addr).await;
+    let (mut sender, _connection) = http2(addr).await;
     assert_eq!(
         get_on(&mut sender, "http://localhost/hello").await,
         StatusCode::OK
@@ -1010,7 +823,7 @@ struct Attack {
 
 impl Attack {
     async fn start() -> Attack {
-        let server = TestServer::start(&manifest("")).await;
+        let server = TestServer::start(manifest("")).await;
         let attacking = Arc::new(AtomicBool::new(true));
         let health = health_checks(server.addr, attacking.clone());
         let (client, connection) = h2_attacker(server.addr).await;
@@ -1128,7 +941,7 @@ async fn five_thousand_idle_connections_do_not_stop_requests() {
         );
         return;
     }
-    let server = TestServer::start(&manifest("")).await;
+    let server = TestServer::start(manifest("")).await;
     let before = hello_latencies(&server, 50).await;
 
     let opening = Instant::now();
@@ -1170,20 +983,20 @@ async fn five_thousand_idle_connections_do_not_stop_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
-    let server = TestServer::start(&manifest(
+    let server = TestServer::start(manifest(
         "idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
     ))
     .await;
 
     // Silent after one request: closed.
-    let (mut idle, idle_connection) = h1_client(server.addr).await;
+    let (mut idle, idle_connection) = http1(server.addr).await;
     assert_eq!(get_on(&mut idle, "/hello").await, StatusCode::OK);
     let idle_since = Instant::now();
     let idle_connection =
         tokio::spawn(async move { (idle_connection.await, idle_since.elapsed()) });
 
     // A request every 300 ms for 3 s on another connection: kept.
-    let (mut busy, mut busy_connection) = h1_client(server.addr).await;
+    let (mut busy, mut busy_connection) = http1(server.addr).await;
     for i in 0..10 {
         assert_eq!(
             get_on(&mut busy, "/hello").await,
@@ -1216,7 +1029,7 @@ async fn an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not() {
 
 #[tokio::test]
 async fn a_connection_that_never_sends_a_byte_is_closed_by_the_idle_timeout() {
-    let server = TestServer::start(&manifest(
+    let server = TestServer::start(manifest(
         "idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
     ))
     .await;
@@ -1237,11 +1050,11 @@ async fn a_connection_that_never_sends_a_byte_is_closed_by_the_idle_timeout() {
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed() {
-    let server = TestServer::start(&manifest(
+    let server = TestServer::start(manifest(
         "idle_timeout = \"1s\"\nheader_read_timeout = \"30s\"",
     ))
     .await;
-    let (mut sender, connection) = h2_client(server.addr).await;
+    let (mut sender, connection) = http2(server.addr).await;
     assert_eq!(
         get_on(&mut sender, "http://localhost/hello").await,
         StatusCode::OK
@@ -1261,21 +1074,21 @@ async fn an_idle_http2_connection_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_max_connections_new_connections_wait_for_a_free_slot() {
-    let server = TestServer::start(&manifest("max_connections = 2")).await;
+    let server = TestServer::start(manifest("max_connections = 2")).await;
     // Two keep-alive connections, each served once so the server surely
     // accepted them, then idle.
-    let (mut first, first_connection) = h1_client(server.addr).await;
+    let (mut first, first_connection) = http1(server.addr).await;
     assert_eq!(get_on(&mut first, "/hello").await, StatusCode::OK);
-    let (mut second, _second_connection) = h1_client(server.addr).await;
+    let (mut second, _second_connection) = http1(server.addr).await;
     assert_eq!(get_on(&mut second, "/hello").await, StatusCode::OK);
 
     // A third connects (the kernel completes the handshake) but is not
     // served while they are open.
-    let mut third = connect(server.addr).await;
-    third
-        .write_all(b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
+    let mut third = raw_request(
+        server.addr,
+        b"GET /hello HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let mut byte = [0u8; 1];
     match timeout(Duration::from_secs(1), third.read(&mut byte)).await {
         Err(_) => {}

@@ -1,25 +1,19 @@
 //! Many requests at once.
 
+use bytes::Bytes;
 use http::StatusCode;
+use http_body_util::{BodyExt as _, Full};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, client, manifest};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_requests_all_succeed() {
     let server = std::sync::Arc::new(
         TestServer::start(
-            r#"
-[functions.hello]
-component = "{HELLO}"
-[functions.echo]
-component = "{ECHO}"
-[[routes]]
-path = "/hello"
-function = "hello"
-[[routes]]
-path = "/users/{id}"
-function = "echo"
-"#,
+            manifest()
+                .hello()
+                .function("echo", "{ECHO}")
+                .route("/users/{id}"),
         )
         .await,
     );
@@ -47,27 +41,10 @@ function = "echo"
 
 #[tokio::test]
 async fn http2_requests_are_served() {
-    use bytes::Bytes;
-    use http_body_util::{BodyExt, Full};
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-
-    let server = TestServer::start(
-        r#"
-[functions.echo]
-component = "{ECHO}"
-[[routes]]
-path = "/echo/{*rest}"
-function = "echo"
-"#,
-    )
-    .await;
+    let server =
+        TestServer::start(manifest().function("echo", "{ECHO}").route("/echo/{*rest}")).await;
     // HTTP/2 with prior knowledge (h2c), several streams on one connection.
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
+    let (sender, _connection) = client::http2(server.addr).await;
     let streams: Vec<_> = (0..10)
         .map(|i| {
             let mut sender = sender.clone();

@@ -3,23 +3,24 @@
 use bytes::Bytes;
 use http::{Request, StatusCode};
 
-use crate::support::TestServer;
+use crate::support::client::{http1, with_host};
+use crate::support::manifest::ManifestText;
+use crate::support::{self, TestServer};
 
-const MANIFEST: &str = r#"
-[server]
-max_body_size = 8388608
+/// `echo` at `/echo/{*rest}`, taking request bodies up to `max_body_size`.
+fn manifest(max_body_size: usize) -> ManifestText {
+    support::manifest()
+        .server(&format!("max_body_size = {max_body_size}"))
+        .function("echo", "{ECHO}")
+        .route("/echo/{*rest}")
+}
 
-[functions.echo]
-component = "{ECHO}"
-
-[[routes]]
-path = "/echo/{*rest}"
-function = "echo"
-"#;
+/// Room for the 5 MiB body of `five_mib_body_streams_both_ways`.
+const MAX_BODY_SIZE: usize = 8 << 20;
 
 #[tokio::test]
 async fn headers_query_and_body_round_trip() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest(MAX_BODY_SIZE)).await;
     let request = Request::post("/echo/a/b?x=1&y=two")
         .header("x-custom", "hello")
         .header("x-multi", "one")
@@ -46,7 +47,7 @@ async fn headers_query_and_body_round_trip() {
 
 #[tokio::test]
 async fn five_mib_body_streams_both_ways() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest(MAX_BODY_SIZE)).await;
     // Not a repeating pattern of the write size, so misordered chunks show.
     let body: Vec<u8> = (0..5 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -64,7 +65,7 @@ async fn five_mib_body_streams_both_ways() {
 
 #[tokio::test]
 async fn body_over_the_limit_is_413() {
-    let server = TestServer::start(&MANIFEST.replace("8388608", "1024")).await;
+    let server = TestServer::start(manifest(1024)).await;
     // Declared too large up front.
     let request = Request::post("/echo/x")
         .body(Bytes::from(vec![b'a'; 2048]))
@@ -83,20 +84,11 @@ async fn body_over_the_limit_is_413() {
 
 #[tokio::test]
 async fn chunked_body_over_the_limit_is_413() {
-    use hyper_util::rt::TokioIo;
-
-    let server = TestServer::start(&MANIFEST.replace("8388608", "1024")).await;
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let server = TestServer::start(manifest(1024)).await;
+    let (mut sender, _connection) = http1(server.addr).await;
     // No content-length: the limit must be enforced while streaming.
     let body = Chunks((0..4).map(|_| Bytes::from(vec![b'z'; 600])).collect());
-    let request = Request::post("/echo/x")
-        .header("host", "localhost")
-        .body(body)
-        .unwrap();
+    let request = with_host(Request::post("/echo/x").body(body).unwrap());
     let response = tokio::time::timeout(
         crate::support::REQUEST_TIMEOUT,
         sender.send_request(request),

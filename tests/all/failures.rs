@@ -5,39 +5,28 @@ use std::time::{Duration, Instant};
 use gust_runtime::Outcome;
 use http::StatusCode;
 
-use crate::support::TestServer;
+use crate::support::client::raw_request;
+use crate::support::manifest::ManifestText;
+use crate::support::{self, TestServer};
 
-const MANIFEST: &str = r#"
-[functions.hello]
-component = "{HELLO}"
-[functions.trap]
-component = "{TRAP}"
-[functions.spin]
-component = "{SPIN}"
-timeout = "1s"
-fuel = 1_000_000_000_000
-[functions.work]
-component = "{WORK}"
-fuel = 200000
-[functions.error-code]
-component = "{ERROR_CODE}"
-
-[[routes]]
-path = "/hello"
-function = "hello"
-[[routes]]
-path = "/trap"
-function = "trap"
-[[routes]]
-path = "/spin"
-function = "spin"
-[[routes]]
-path = "/work"
-function = "work"
-[[routes]]
-path = "/error-code"
-function = "error-code"
-"#;
+/// `hello` and the failing guests, each at `/<id>`; `spin` runs until its
+/// `spin_timeout` deadline.
+fn manifest(spin_timeout: &str) -> ManifestText {
+    support::manifest()
+        .hello()
+        .function("trap", "{TRAP}")
+        .route("/trap")
+        .function("spin", "{SPIN}")
+        .set(&format!(
+            "timeout = \"{spin_timeout}\"\nfuel = 1_000_000_000_000"
+        ))
+        .route("/spin")
+        .function("work", "{WORK}")
+        .set("fuel = 200000")
+        .route("/work")
+        .function("error-code", "{ERROR_CODE}")
+        .route("/error-code")
+}
 
 /// `path` answers 500 with `text`, `rounds` times, recorded with `outcome`
 /// and the fuel the guest used, and `/hello` is served after each.
@@ -47,7 +36,7 @@ async fn fails_with_500_then_hello_is_served(
     outcome: Outcome,
     rounds: usize,
 ) {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest("1s")).await;
     for _ in 0..rounds {
         let reply = server.get(path).await;
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -76,7 +65,7 @@ async fn guest_error_code_is_500_and_billed_as_a_normal_return() {
 
 #[tokio::test]
 async fn infinite_loop_is_504_at_the_deadline_while_others_are_served() {
-    let server = std::sync::Arc::new(TestServer::start(MANIFEST).await);
+    let server = std::sync::Arc::new(TestServer::start(manifest("1s")).await);
     let started = Instant::now();
     let spinning = {
         let server = server.clone();
@@ -107,7 +96,7 @@ async fn infinite_loop_is_504_at_the_deadline_while_others_are_served() {
 
 #[tokio::test]
 async fn out_of_fuel_is_500_and_consumes_the_whole_budget() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest("1s")).await;
     let reply = server.get("/work?n=10000000").await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.text(), "function ran out of fuel\n");
@@ -122,16 +111,13 @@ async fn out_of_fuel_is_500_and_consumes_the_whole_budget() {
 
 #[tokio::test]
 async fn a_client_that_leaves_cancels_the_guest() {
-    use tokio::io::AsyncWriteExt as _;
-
-    let server =
-        TestServer::start(&MANIFEST.replace("timeout = \"1s\"", "timeout = \"20s\"")).await;
+    let server = TestServer::start(manifest("20s")).await;
     let started = Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
+    let stream = raw_request(
+        server.addr,
+        b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(stream);
     let record = server.record_of("spin").await;
@@ -156,7 +142,7 @@ async fn a_full_instance_pool_is_503_with_retry_after() {
         engine.is_pooling(),
         "the pooling allocator must be available for this test"
     );
-    let server = std::sync::Arc::new(TestServer::start_on(&engine, MANIFEST, None).await);
+    let server = std::sync::Arc::new(TestServer::start_on(&engine, manifest("1s"), None).await);
     let spinning = {
         let server = server.clone();
         tokio::spawn(async move { server.get("/spin").await })

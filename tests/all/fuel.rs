@@ -1,22 +1,20 @@
 //! Fuel metering: exact, repeatable, proportional to work.
 
+use std::time::Duration;
+
 use http::StatusCode;
 
-use crate::support::TestServer;
+use crate::support::client::{raw_request, read_to_close};
+use crate::support::manifest::ManifestText;
+use crate::support::{self, REQUEST_TIMEOUT, TestServer};
 
-const MANIFEST: &str = r#"
-[functions.work]
-component = "{WORK}"
-[functions.hello]
-component = "{HELLO}"
-
-[[routes]]
-path = "/work"
-function = "work"
-[[routes]]
-path = "/hello"
-function = "hello"
-"#;
+/// `work` at `/work`, `hello` at `/hello`.
+fn manifest() -> ManifestText {
+    support::manifest()
+        .function("work", "{WORK}")
+        .route("/work")
+        .hello()
+}
 
 async fn fuel(server: &TestServer, path: &str) -> u64 {
     let reply = server.get(path).await;
@@ -28,7 +26,7 @@ async fn fuel(server: &TestServer, path: &str) -> u64 {
 
 #[tokio::test]
 async fn same_request_same_fuel() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     for path in ["/hello", "/work?n=5000"] {
         let first = fuel(&server, path).await;
         assert!(first > 0);
@@ -40,7 +38,7 @@ async fn same_request_same_fuel() {
 
 #[tokio::test]
 async fn fuel_grows_linearly_with_work() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     // Same digit count, so only the loop differs between requests.
     let f1 = fuel(&server, "/work?n=1000").await;
     let f2 = fuel(&server, "/work?n=2000").await;
@@ -51,30 +49,19 @@ async fn fuel_grows_linearly_with_work() {
     assert_eq!(f4 - f2, 2 * step, "{f1} {f2} {f4}");
 }
 
-/// Guests stopped in a loop: by their deadline, or because their client
-/// left.
-const STOPPED: &str = r#"
-[functions.spin]
-component = "{SPIN}"
-timeout = "1s"
-fuel = 1_000_000_000_000
-[functions.p3-spin]
-component = "{P3_SPIN}"
-timeout = "1s"
-fuel = 1_000_000_000_000
-[functions.hello]
-component = "{HELLO}"
-
-[[routes]]
-path = "/spin"
-function = "spin"
-[[routes]]
-path = "/p3/spin"
-function = "p3-spin"
-[[routes]]
-path = "/hello"
-function = "hello"
-"#;
+/// Guests stopped in a loop: by their `timeout` deadline, or because
+/// their client left.
+fn stopped(timeout: &str) -> ManifestText {
+    let settings = format!("timeout = \"{timeout}\"\nfuel = 1_000_000_000_000");
+    support::manifest()
+        .function("spin", "{SPIN}")
+        .set(&settings)
+        .route("/spin")
+        .function("p3-spin", "{P3_SPIN}")
+        .set(&settings)
+        .route("/p3/spin")
+        .hello()
+}
 
 /// Ten fuel flush intervals: a guest that spun for a second of wall time
 /// burned far more than this on any machine, and the fuel it was billed
@@ -83,8 +70,7 @@ const SPUN: u64 = 10 * 1_000_000;
 
 #[tokio::test]
 async fn a_loop_stopped_at_its_deadline_is_billed_the_fuel_it_burned() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let server = TestServer::start(STOPPED).await;
+    let server = TestServer::start(stopped("1s")).await;
     for path in ["/spin", "/p3/spin"] {
         let reply = server.get(path).await;
         let record = server.record(&reply.request_id()).await;
@@ -98,17 +84,14 @@ async fn a_loop_stopped_at_its_deadline_is_billed_the_fuel_it_burned() {
     // Answered first, then spun until the deadline cut the body: the
     // client got 200, and the spin is billed.
     server.clear_records();
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"GET /p3/spin?after-head HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
-    let _ = tokio::time::timeout(
-        crate::support::REQUEST_TIMEOUT,
-        stream.read_to_end(&mut seen),
+    let mut stream = raw_request(
+        server.addr,
+        b"GET /p3/spin?after-head HTTP/1.1\r\nHost: localhost\r\n\r\n",
     )
     .await;
+    let seen = read_to_close(&mut stream, REQUEST_TIMEOUT)
+        .await
+        .unwrap_or_else(|partial| partial);
     assert!(seen.starts_with(b"HTTP/1.1 200 "));
     let record = server.record_of("p3-spin").await;
     assert_eq!(record.status, 200);
@@ -122,14 +105,13 @@ async fn a_loop_stopped_at_its_deadline_is_billed_the_fuel_it_burned() {
 
 #[tokio::test]
 async fn a_loop_whose_client_left_is_billed_the_fuel_it_burned() {
-    use tokio::io::AsyncWriteExt as _;
-    let server = TestServer::start(&STOPPED.replace("timeout = \"1s\"", "timeout = \"20s\"")).await;
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let server = TestServer::start(stopped("20s")).await;
+    let stream = raw_request(
+        server.addr,
+        b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     drop(stream);
     let record = server.record_of("spin").await;
     assert_eq!(record.outcome, gust_runtime::Outcome::ClientGone);

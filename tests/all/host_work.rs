@@ -12,33 +12,25 @@ use gust_runtime::metering::{
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Frame;
-use hyper_util::rt::TokioIo;
 
-use crate::support::{REQUEST_TIMEOUT, TestServer};
+use crate::support::client::{http1, with_host};
+use crate::support::manifest::ManifestText;
+use crate::support::{self, REQUEST_TIMEOUT, TestServer};
 
-const MANIFEST: &str = r#"
-[defaults]
-timeout = "2s"
-
-[functions.hello]
-component = "{HELLO}"
-[functions.churn]
-component = "{HOST_CHURN}"
-fuel = 1_000_000_000_000
-[functions.spin]
-component = "{SPIN}"
-fuel = 1_000_000_000_000
-
-[[routes]]
-path = "/hello"
-function = "hello"
-[[routes]]
-path = "/churn"
-function = "churn"
-[[routes]]
-path = "/spin"
-function = "spin"
-"#;
+/// `hello`, `churn` (the host-churn guest) with `churn_settings` and
+/// `spin`, each at `/<id>`.
+fn manifest(churn_settings: &str) -> ManifestText {
+    support::manifest()
+        .defaults(r#"timeout = "2s""#)
+        .hello()
+        .function("churn", "{HOST_CHURN}")
+        .set("fuel = 1_000_000_000_000")
+        .set(churn_settings)
+        .route("/churn")
+        .function("spin", "{SPIN}")
+        .set("fuel = 1_000_000_000_000")
+        .route("/spin")
+}
 
 async fn churn(server: &TestServer, query: &str) -> (StatusCode, String, InvocationRecord) {
     let reply = server.get(&format!("/churn?{query}")).await;
@@ -48,7 +40,7 @@ async fn churn(server: &TestServer, query: &str) -> (StatusCode, String, Invocat
 
 #[tokio::test]
 async fn host_calls_are_charged_per_call() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest("")).await;
     let (status, body, record) = churn(&server, "fields=100000").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Three calls a round (new, append, drop), and the answer's own.
@@ -63,7 +55,7 @@ async fn host_calls_are_charged_per_call() {
 
 #[tokio::test]
 async fn random_bytes_are_charged_and_bounded_per_call() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest("")).await;
     let (status, body, record) = churn(&server, "random=65536&times=64").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let bytes = 64 * 65536;
@@ -84,11 +76,7 @@ async fn random_bytes_are_charged_and_bounded_per_call() {
 
 #[tokio::test]
 async fn max_random_size_is_configurable() {
-    let manifest = MANIFEST.replace(
-        "component = \"{HOST_CHURN}\"",
-        "component = \"{HOST_CHURN}\"\nmax_random_size = 1048576",
-    );
-    let server = TestServer::start(&manifest).await;
+    let server = TestServer::start(manifest("max_random_size = 1048576")).await;
     let (status, body, _) = churn(&server, "random=1048576").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, _, _) = churn(&server, "random=1048577").await;
@@ -97,19 +85,12 @@ async fn max_random_size_is_configurable() {
 
 #[tokio::test]
 async fn request_body_frames_are_charged() {
-    let server = TestServer::start(MANIFEST).await;
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let server = TestServer::start(manifest("")).await;
+    let (mut sender, _connection) = http1(server.addr).await;
     // 10,000 one-byte chunks: HTTP/1.1 chunked encoding, a chunk a frame.
     let frames = 10_000u64;
     let body = OneByteFrames(frames);
-    let request = Request::post("/churn?read")
-        .header(http::header::HOST, "localhost")
-        .body(body)
-        .unwrap();
+    let request = with_host(Request::post("/churn?read").body(body).unwrap());
     let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
         .await
         .expect("in time")
@@ -153,7 +134,7 @@ impl hyper::body::Body for OneByteFrames {
 
 #[tokio::test]
 async fn host_memory_is_capped_and_counted() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest("")).await;
     // 100 fields of 64 KiB: 6.4 MB held in the host, under the 16 MiB
     // default, and counted in the record's peak memory (before, only the
     // ~1 MiB of linear memory was).
@@ -177,11 +158,7 @@ async fn host_memory_is_capped_and_counted() {
     );
 
     // A smaller limit stops it sooner.
-    let manifest = MANIFEST.replace(
-        "component = \"{HOST_CHURN}\"",
-        "component = \"{HOST_CHURN}\"\nhost_memory = 1048576",
-    );
-    let server = TestServer::start(&manifest).await;
+    let server = TestServer::start(manifest("host_memory = 1048576")).await;
     let (status, _, record) = churn(&server, "hold=100&size=65536").await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(record.peak_memory_bytes < 4 << 20, "{record:?}");
@@ -241,7 +218,7 @@ fn host_call_heavy_guests_slow_neighbours_no_more_than_spinning_ones() {
         .build()
         .expect("a runtime");
     let (spinning, churning) = runtime.block_on(async {
-        let server = TestServer::start(MANIFEST).await;
+        let server = TestServer::start(manifest("")).await;
         let (mut spinning, mut churning) = (Vec::new(), Vec::new());
         // Alternating, so that load from elsewhere on the machine falls on
         // both alike.

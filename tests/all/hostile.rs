@@ -7,82 +7,53 @@ use bytes::Bytes;
 use gust_runtime::{InvocationRecord, Outcome};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
-use crate::support::{REQUEST_TIMEOUT, TestServer};
+use crate::support::client::{http1, with_host};
+use crate::support::manifest::ManifestText;
+use crate::support::{self, REQUEST_TIMEOUT, TestServer};
 
-const MANIFEST: &str = r#"
-[defaults]
-timeout = "2s"
-
-[functions.hello]
-component = "{HELLO}"
-[functions.spin]
-component = "{SPIN}"
-fuel = 1_000_000_000_000
-[functions.host-wait]
-component = "{HOST_WAIT}"
-timeout = "1s"
-[functions.memory-bomb]
-component = "{MEMORY_BOMB}"
-memory = 16777216
-[functions.table-bomb-small]
-component = "{TABLE_BOMB}"
-table_elements = 1000
-[functions.table-bomb-large]
-component = "{TABLE_BOMB}"
-table_elements = 10000
-[functions.stack-overflow]
-component = "{STACK_OVERFLOW}"
-[functions.trap]
-component = "{TRAP}"
-[functions.stream-trap]
-component = "{STREAM_TRAP}"
-[functions.ignore-body]
-component = "{IGNORE_BODY}"
-[functions.endless-body]
-component = "{ENDLESS_BODY}"
-max_response_size = 1048576
-[functions.handle-leak]
-component = "{HANDLE_LEAK}"
-resources = 1000
-[functions.handle-leak-large]
-component = "{HANDLE_LEAK}"
-resources = 10000
-[functions.bad-headers]
-component = "{BAD_HEADERS}"
-[functions.one-instance]
-component = "{HELLO}"
-instances = 1
-
-[[routes]]
-path = "/{function}"
-function = "hello"
-"#;
-
-/// The manifest with one route per function: `/<id>`.
-fn manifest() -> String {
-    let ids = [
-        "spin",
-        "host-wait",
-        "memory-bomb",
-        "table-bomb-small",
-        "table-bomb-large",
-        "stack-overflow",
-        "trap",
-        "stream-trap",
-        "ignore-body",
-        "endless-body",
-        "handle-leak",
-        "handle-leak-large",
-        "bad-headers",
-        "one-instance",
-    ];
-    let mut text = MANIFEST.replace("/{function}", "/hello");
-    for id in ids {
-        text += &format!("[[routes]]\npath = \"/{id}\"\nfunction = \"{id}\"\n");
-    }
-    text
+/// One function per hostile guest, each at `/<id>`, next to `hello`.
+fn manifest() -> ManifestText {
+    support::manifest()
+        .defaults(r#"timeout = "2s""#)
+        .hello()
+        .function("spin", "{SPIN}")
+        .set("fuel = 1_000_000_000_000")
+        .route("/spin")
+        .function("host-wait", "{HOST_WAIT}")
+        .set(r#"timeout = "1s""#)
+        .route("/host-wait")
+        .function("memory-bomb", "{MEMORY_BOMB}")
+        .set("memory = 16777216")
+        .route("/memory-bomb")
+        .function("table-bomb-small", "{TABLE_BOMB}")
+        .set("table_elements = 1000")
+        .route("/table-bomb-small")
+        .function("table-bomb-large", "{TABLE_BOMB}")
+        .set("table_elements = 10000")
+        .route("/table-bomb-large")
+        .function("stack-overflow", "{STACK_OVERFLOW}")
+        .route("/stack-overflow")
+        .function("trap", "{TRAP}")
+        .route("/trap")
+        .function("stream-trap", "{STREAM_TRAP}")
+        .route("/stream-trap")
+        .function("ignore-body", "{IGNORE_BODY}")
+        .route("/ignore-body")
+        .function("endless-body", "{ENDLESS_BODY}")
+        .set("max_response_size = 1048576")
+        .route("/endless-body")
+        .function("handle-leak", "{HANDLE_LEAK}")
+        .set("resources = 1000")
+        .route("/handle-leak")
+        .function("handle-leak-large", "{HANDLE_LEAK}")
+        .set("resources = 10000")
+        .route("/handle-leak-large")
+        .function("bad-headers", "{BAD_HEADERS}")
+        .route("/bad-headers")
+        .function("one-instance", "{HELLO}")
+        .set("instances = 1")
+        .route("/one-instance")
 }
 
 /// What the client of a hostile function saw.
@@ -111,17 +82,9 @@ async fn call(server: &TestServer, request: Request<Bytes>) -> Seen {
         statuses
     });
     let (status, request_id, body) = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let (mut parts, body) = request.into_parts();
-        parts
-            .headers
-            .insert(http::header::HOST, "localhost".parse().unwrap());
+        let (mut sender, _connection) = http1(addr).await;
         let response = sender
-            .send_request(Request::from_parts(parts, Full::new(body)))
+            .send_request(with_host(request.map(Full::new)))
             .await
             .expect("a response head");
         let status = response.status();
@@ -158,7 +121,7 @@ async fn get(server: &TestServer, path: &str) -> Seen {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loops_in_wasm_and_in_host_calls_stop_at_the_deadline() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let spin = get(&server, "/spin").await;
     assert_eq!(spin.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(spin.record.outcome, Outcome::Timeout);
@@ -173,7 +136,7 @@ async fn loops_in_wasm_and_in_host_calls_stop_at_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_and_table_bombs_hit_their_limits() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let memory = get(&server, "/memory-bomb").await;
     assert_eq!(memory.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(memory.record.outcome, Outcome::Trap);
@@ -197,7 +160,7 @@ async fn memory_and_table_bombs_hit_their_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stack_overflow_and_traps_are_500() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     for path in ["/stack-overflow", "/trap"] {
         let seen = get(&server, path).await;
         assert_eq!(seen.status, StatusCode::INTERNAL_SERVER_ERROR, "{path}");
@@ -207,7 +170,7 @@ async fn stack_overflow_and_traps_are_500() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trap_mid_stream_cuts_the_stream() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let seen = get(&server, "/stream-trap").await;
     assert_eq!(seen.status, StatusCode::OK);
     assert!(seen.body.is_err(), "a complete body: {:?}", seen.body);
@@ -217,7 +180,7 @@ async fn a_trap_mid_stream_cuts_the_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_that_never_reads_its_body_still_answers() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let body = Bytes::from(vec![b'x'; 4 << 20]);
     let seen = call(&server, Request::post("/ignore-body").body(body).unwrap()).await;
     assert_eq!(seen.status, StatusCode::OK);
@@ -229,7 +192,7 @@ async fn a_guest_that_never_reads_its_body_still_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_body_is_cut_at_the_response_limit() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let seen = get(&server, "/endless-body").await;
     assert_eq!(seen.status, StatusCode::OK);
     assert!(seen.body.is_err(), "a complete body");
@@ -241,7 +204,7 @@ async fn an_endless_body_is_cut_at_the_response_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leaking_resource_handles_traps_at_the_limit() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let small = get(&server, "/handle-leak").await;
     let large = get(&server, "/handle-leak-large").await;
     for seen in [&small, &large] {
@@ -256,7 +219,7 @@ async fn leaking_resource_handles_traps_at_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_few_instances_per_store_fails_the_instantiation() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let seen = get(&server, "/one-instance").await;
     assert_eq!(seen.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(seen.record.outcome, Outcome::Trap);
@@ -264,7 +227,7 @@ async fn too_few_instances_per_store_fails_the_instantiation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_statuses_and_headers_are_refused_by_the_host() {
-    let server = TestServer::start(&manifest()).await;
+    let server = TestServer::start(manifest()).await;
     let seen = get(&server, "/bad-headers").await;
     assert_eq!(seen.status, StatusCode::OK);
     assert_eq!(seen.record.outcome, Outcome::Ok);

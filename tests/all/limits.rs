@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
 use crate::support::TestServer;
+use crate::support::client::{raw_exchange, status_line};
 
 const MANIFEST: &str = r#"
 [server]
@@ -17,18 +16,11 @@ path = "/{*any}"
 function = "hello"
 "#;
 
-/// Sends raw bytes and returns the status line of the answer.
+/// Sends raw bytes and returns the status line of the answer (what came
+/// within 10 s).
 async fn raw(server: &TestServer, head: &[u8]) -> String {
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    // The server may answer and close before it has read everything.
-    let _ = stream.write_all(head).await;
-    let mut reply = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut reply)).await;
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_owned()
+    let reply = raw_exchange(server.addr, head, Duration::from_secs(10)).await;
+    status_line(&reply.unwrap_or_else(|partial| partial))
 }
 
 #[tokio::test]

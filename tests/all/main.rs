@@ -1,5 +1,6 @@
-//! gust's integration tests: real components from `guest-examples/`, served
-//! over real HTTP on 127.0.0.1 ephemeral ports.
+//! gust's integration tests: real components, the examples of
+//! `guest-examples/` and the test guests of `tests/guests/`, served over
+//! real HTTP on 127.0.0.1 ephemeral ports.
 
 mod support;
 

@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use crate::support::TestServer;
+use crate::support::{TestServer, manifest};
 
 #[tokio::test]
 async fn outbound_requests_are_denied_without_touching_the_network() {
@@ -10,16 +10,7 @@ async fn outbound_requests_are_denied_without_touching_the_network() {
     let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     target.set_nonblocking(true).unwrap();
     let addr = target.local_addr().unwrap();
-    let server = TestServer::start(
-        r#"
-[functions.fetch]
-component = "{FETCH}"
-[[routes]]
-path = "/fetch"
-function = "fetch"
-"#,
-    )
-    .await;
+    let server = TestServer::start(manifest().function("fetch", "{FETCH}").route("/fetch")).await;
     let reply = server
         .get(&format!("/fetch?url=http://{addr}/secret"))
         .await;

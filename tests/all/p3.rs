@@ -8,76 +8,41 @@ use bytes::Bytes;
 use gust_runtime::Outcome;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
-use crate::support::{REQUEST_TIMEOUT, TestServer};
+use crate::support::client::{connect, http1, raw_request, read_to_close, with_host};
+use crate::support::manifest::ManifestText;
+use crate::support::{self, REQUEST_TIMEOUT, TestServer};
 
-const MANIFEST: &str = r#"
-[server]
-max_body_size = 8388608
-
-[functions.hello]
-component = "{HELLO}"
-[functions.p3-hello]
-component = "{P3_HELLO}"
-[functions.p3-echo]
-component = "{P3_ECHO}"
-[functions.p3-trap]
-component = "{P3_TRAP}"
-[functions.p3-spin]
-component = "{P3_SPIN}"
-timeout = "1s"
-fuel = 1_000_000_000_000
-[functions.p3-burn]
-component = "{P3_SPIN}"
-fuel = 5_000_000
-[functions.p3-sleep]
-component = "{P3_SLEEP}"
-timeout = "1s"
-[functions.p3-post-return]
-component = "{P3_POST_RETURN}"
-[functions.spin-hello]
-component = "{SPIN_HELLO}"
-[functions.p3-reused]
-component = "{P3_HELLO}"
-reuse = 8
-
-[[routes]]
-path = "/hello"
-function = "hello"
-[[routes]]
-path = "/p3/hello"
-function = "p3-hello"
-[[routes]]
-path = "/p3/echo/{*rest}"
-function = "p3-echo"
-[[routes]]
-path = "/p3/users/{id}"
-function = "p3-echo"
-[[routes]]
-path = "/p3/trap"
-function = "p3-trap"
-[[routes]]
-path = "/p3/spin"
-function = "p3-spin"
-[[routes]]
-path = "/p3/burn"
-function = "p3-burn"
-[[routes]]
-path = "/p3/sleep"
-function = "p3-sleep"
-[[routes]]
-path = "/p3/post-return"
-function = "p3-post-return"
-[[routes]]
-path = "/spin/{*rest}"
-function = "spin-hello"
-[[routes]]
-path = "/p3/reused"
-function = "p3-reused"
-"#;
+/// The p3 guests next to `hello` (p2).
+fn manifest() -> ManifestText {
+    support::manifest()
+        .server("max_body_size = 8388608")
+        .hello()
+        .function("p3-hello", "{P3_HELLO}")
+        .route("/p3/hello")
+        .function("p3-echo", "{P3_ECHO}")
+        .route("/p3/echo/{*rest}")
+        .route("/p3/users/{id}")
+        .function("p3-trap", "{P3_TRAP}")
+        .route("/p3/trap")
+        .function("p3-spin", "{P3_SPIN}")
+        .set("timeout = \"1s\"\nfuel = 1_000_000_000_000")
+        .route("/p3/spin")
+        .function("p3-burn", "{P3_SPIN}")
+        .set("fuel = 5_000_000")
+        .route("/p3/burn")
+        .function("p3-sleep", "{P3_SLEEP}")
+        .set("timeout = \"1s\"")
+        .route("/p3/sleep")
+        .function("p3-post-return", "{P3_POST_RETURN}")
+        .route("/p3/post-return")
+        .function("spin-hello", "{SPIN_HELLO}")
+        .route("/spin/{*rest}")
+        .function("p3-reused", "{P3_HELLO}")
+        .set("reuse = 8")
+        .route("/p3/reused")
+}
 
 async fn assert_hello(server: &TestServer) {
     let reply = server.get("/hello").await;
@@ -86,7 +51,7 @@ async fn assert_hello(server: &TestServer) {
 
 #[tokio::test]
 async fn a_p3_component_is_detected_at_load_and_served_with_a_record() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/p3/hello").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), "Hello from a WASIp3 gust function!\n");
@@ -105,7 +70,7 @@ async fn a_p3_component_is_detected_at_load_and_served_with_a_record() {
 
 #[tokio::test]
 async fn route_headers_reach_a_p3_guest() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let request = Request::get("/p3/users/42?params")
         .header("x-gust-param-id", "forged")
         .body(Bytes::new())
@@ -120,7 +85,7 @@ async fn route_headers_reach_a_p3_guest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_p3_echo_streams_five_mib_both_ways_and_bills_the_bytes() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let body: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let request = Request::post("/p3/echo/big")
         .header("content-type", "application/octet-stream")
@@ -142,18 +107,15 @@ async fn a_p3_echo_streams_five_mib_both_ways_and_bills_the_bytes() {
 
 #[tokio::test]
 async fn a_p3_guest_sends_trailers() {
-    let server = TestServer::start(MANIFEST).await;
-    let stream = TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let server = TestServer::start(manifest()).await;
+    let (mut sender, _connection) = http1(server.addr).await;
     // hyper sends trailers only to a client that says it takes them.
-    let request = Request::post("/p3/echo/t?trailers")
-        .header("host", "localhost")
-        .header("te", "trailers")
-        .body(Full::new(Bytes::from_static(b"with trailers")))
-        .unwrap();
+    let request = with_host(
+        Request::post("/p3/echo/t?trailers")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::from_static(b"with trailers")))
+            .unwrap(),
+    );
     let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
         .await
         .unwrap()
@@ -177,7 +139,7 @@ async fn a_p3_guest_sends_trailers() {
 
 #[tokio::test]
 async fn a_trapping_p3_guest_is_500_recorded_and_disturbs_nobody() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     for _ in 0..3 {
         let reply = server.get("/p3/trap").await;
         assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -193,7 +155,7 @@ async fn a_trapping_p3_guest_is_500_recorded_and_disturbs_nobody() {
 
 #[tokio::test]
 async fn a_p3_error_code_is_500_and_billed_as_a_normal_return() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/p3/trap?error-code").await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(reply.text(), "function failed\n");
@@ -205,15 +167,14 @@ async fn a_p3_error_code_is_500_and_billed_as_a_normal_return() {
 
 #[tokio::test]
 async fn a_p3_guest_that_traps_mid_body_cuts_the_response() {
-    let server = TestServer::start(MANIFEST).await;
-    let mut stream = TcpStream::connect(server.addr).await.unwrap();
-    stream
-        .write_all(b"GET /p3/trap?after-head HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut seen = Vec::new();
+    let server = TestServer::start(manifest()).await;
+    let mut stream = raw_request(
+        server.addr,
+        b"GET /p3/trap?after-head HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .await;
     // The server closes the connection when the body is cut.
-    let _ = tokio::time::timeout(REQUEST_TIMEOUT, stream.read_to_end(&mut seen))
+    let seen = read_to_close(&mut stream, REQUEST_TIMEOUT)
         .await
         .expect("the connection is closed");
     let text = String::from_utf8_lossy(&seen);
@@ -231,7 +192,7 @@ async fn a_p3_guest_that_traps_mid_body_cuts_the_response() {
 
 #[tokio::test]
 async fn a_spinning_p3_guest_times_out_with_504() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/p3/spin").await;
     assert_eq!(reply.status, StatusCode::GATEWAY_TIMEOUT);
     let record = server.record(&reply.request_id()).await;
@@ -242,7 +203,7 @@ async fn a_spinning_p3_guest_times_out_with_504() {
 
 #[tokio::test]
 async fn a_p3_guest_runs_out_of_fuel() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/p3/burn").await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     let record = server.record(&reply.request_id()).await;
@@ -253,7 +214,7 @@ async fn a_p3_guest_runs_out_of_fuel() {
 
 #[tokio::test]
 async fn an_idle_p3_guest_finishes_and_one_idle_past_its_deadline_is_504() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/p3/sleep?ms=50").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), "slept 50\n");
@@ -270,7 +231,7 @@ async fn an_idle_p3_guest_finishes_and_one_idle_past_its_deadline_is_504() {
 
 #[tokio::test]
 async fn work_after_the_response_is_part_of_the_invocation() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/p3/post-return").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.text(), "done\n");
@@ -287,9 +248,9 @@ async fn work_after_the_response_is_part_of_the_invocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_leaves_mid_response_from_a_p3_guest_is_client_gone() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     const LEN: usize = 8 * 1024 * 1024;
-    let (mut reader, mut writer) = TcpStream::connect(server.addr).await.unwrap().into_split();
+    let (mut reader, mut writer) = connect(server.addr).await.into_split();
     let writing = tokio::spawn(async move {
         writer
             .write_all(
@@ -321,7 +282,7 @@ async fn a_client_that_leaves_mid_response_from_a_p3_guest_is_client_gone() {
 
 #[tokio::test]
 async fn a_p3_function_may_reuse_its_instances() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     for _ in 0..20 {
         let reply = server.get("/p3/reused").await;
         assert_eq!(reply.status, StatusCode::OK);
@@ -334,7 +295,7 @@ async fn a_p3_function_may_reuse_its_instances() {
 
 #[tokio::test]
 async fn a_spin_sdk_7_component_runs_unmodified() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest()).await;
     let reply = server.get("/spin/a/b").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(

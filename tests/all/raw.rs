@@ -3,20 +3,11 @@
 use bytes::Bytes;
 use http::{Request, StatusCode};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, manifest};
 
 #[tokio::test]
 async fn plain_wasi_http_component_is_served() {
-    let server = TestServer::start(
-        r#"
-[functions.raw]
-component = "{RAW}"
-[[routes]]
-path = "/raw/{*rest}"
-function = "raw"
-"#,
-    )
-    .await;
+    let server = TestServer::start(manifest().function("raw", "{RAW}").route("/raw/{*rest}")).await;
     let reply = server.get("/raw/some/where?q=1").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(

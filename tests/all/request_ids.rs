@@ -10,19 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
-use crate::support::{REQUEST_TIMEOUT, TestServer};
-
-const MANIFEST: &str = r#"
-[functions.hello]
-component = "{HELLO}"
-
-[[routes]]
-path = "/hello"
-function = "hello"
-"#;
+use crate::support::client::{http1, with_host};
+use crate::support::{REQUEST_TIMEOUT, TestServer, manifest};
 
 const CONNECTIONS: usize = 4;
 const PER_CONNECTION: usize = 2_500;
@@ -52,17 +42,10 @@ async fn ids_on_one_connection(
     expected: StatusCode,
     n: usize,
 ) -> Vec<String> {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let (mut sender, _connection) = http1(addr).await;
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
-        let request = Request::get(path)
-            .header(http::header::HOST, "localhost")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let request = with_host(Request::get(path).body(Empty::<Bytes>::new()).unwrap());
         let response = tokio::time::timeout(REQUEST_TIMEOUT, sender.send_request(request))
             .await
             .expect("request timed out")
@@ -84,7 +67,7 @@ async fn ids_on_one_connection(
 /// sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_are_unique_unguessable_and_well_formed() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest().hello()).await;
     let before = now_ms();
     let tasks: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
@@ -140,7 +123,7 @@ async fn request_ids_are_unique_unguessable_and_well_formed() {
 /// The id on a response is the one in the invocation's usage record.
 #[tokio::test]
 async fn the_request_id_on_the_response_is_the_records() {
-    let server = TestServer::start(MANIFEST).await;
+    let server = TestServer::start(manifest().hello()).await;
     let ids = ids_on_one_connection(server.addr, "/hello", StatusCode::OK, 3).await;
     for id in &ids {
         parse_id(id);

@@ -147,8 +147,10 @@ async fn a_kept_instance_does_not_hold_a_leaked_request_body() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::time::timeout;
 
+    use crate::support::client::{connect, read_head};
+
     let server = TestServer::start(MANIFEST).await;
-    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut stream = connect(server.addr).await;
     let body = vec![b'x'; 256 * 1024];
     let paths = [
         "/leak",
@@ -171,7 +173,7 @@ async fn a_kept_instance_does_not_hold_a_leaked_request_body() {
                 panic!("request {i} ({path}): the server stopped reading the connection")
             })
             .unwrap();
-        let head = crate::clients::read_head(&mut stream, Duration::from_secs(10))
+        let head = read_head(&mut stream, Duration::from_secs(10))
             .await
             .unwrap_or_else(|| panic!("connection closed before response {i} ({path})"));
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");

@@ -97,6 +97,16 @@ async fn wrong_method_is_405_with_allow() {
     assert_eq!(server.send(put).await.json()["method"], "PUT");
 }
 
+/// Guests read the route headers through gust-sdk (`RequestExt`): its
+/// names must be the ones the runtime sets.
+#[test]
+fn the_sdk_reads_the_route_headers_the_runtime_sets() {
+    use gust_runtime::server::headers as runtime;
+    use gust_sdk::headers as sdk;
+    assert_eq!(sdk::ROUTE, runtime::ROUTE);
+    assert_eq!(sdk::PARAM_PREFIX, runtime::PARAM_PREFIX);
+}
+
 #[tokio::test]
 async fn clients_cannot_forge_route_headers() {
     let server = TestServer::start(MANIFEST).await;

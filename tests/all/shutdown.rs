@@ -5,33 +5,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
-use crate::support::TestServer;
+use crate::support::client::{http1, with_host};
+use crate::support::{TestServer, manifest};
 
 #[tokio::test]
 async fn in_flight_request_finishes_after_shutdown_starts() {
-    let server = TestServer::start(
-        r#"
-[functions.work]
-component = "{WORK}"
-[[routes]]
-path = "/work"
-function = "work"
-"#,
-    )
-    .await;
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let get = |path: &str| {
-        Request::get(path)
-            .header("host", "localhost")
-            .body(Full::new(Bytes::new()))
-            .unwrap()
-    };
+    let server = TestServer::start(manifest().function("work", "{WORK}").route("/work")).await;
+    let (mut sender, _connection) = http1(server.addr).await;
+    let get = |path: &str| with_host(Request::get(path).body(Full::new(Bytes::new())).unwrap());
     // A first request proves the connection was accepted.
     let first = sender.send_request(get("/work?n=1")).await.unwrap();
     assert_eq!(first.status(), StatusCode::OK);
@@ -59,13 +41,9 @@ async fn work_after_the_response_is_waited_for_and_recorded_before_stop_returns(
 
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start_with_ledger(
-        r#"
-[functions.post-return]
-component = "{P3_POST_RETURN}"
-[[routes]]
-path = "/post-return"
-function = "post-return"
-"#,
+        manifest()
+            .function("post-return", "{P3_POST_RETURN}")
+            .route("/post-return"),
         Some(LedgerSettings {
             location: LedgerLocation::File(dir.path().join("ledger.sqlite")),
             ..LedgerSettings::default()

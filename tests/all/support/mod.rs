@@ -1,4 +1,9 @@
-//! A gust server on an ephemeral loopback port, and an HTTP client for it.
+//! A gust server on an ephemeral loopback port, the guests it serves, and
+//! clients for it (`client`), and manifests built a table at a time
+//! (`manifest`).
+
+pub mod client;
+pub mod manifest;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -10,11 +15,13 @@ use gust_runtime::manifest::LedgerSettings;
 use gust_runtime::{App, EngineConfig, GustEngine, InvocationRecord, Manifest, Server};
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+/// The examples users see (`guest-examples/`): `HELLO`, `ECHO`, ...
 pub use gust_runtime::examples;
+/// The test guests (`tests/guests/`): `MEMORY_BOMB`, `P3_SPIN`, ...
+pub use gust_tests::guests;
+pub use manifest::manifest;
 
 /// Every request a test makes is bounded by this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,11 +40,11 @@ pub fn cache_dir() -> &'static std::path::Path {
         .path()
 }
 
-/// `{HELLO}`, `{MEMORY_BOMB}`, ... (an example crate's name, upper case,
-/// `-` as `_`) replaced by the example component's path.
-pub fn with_example_paths(manifest: &str) -> String {
+/// `{HELLO}`, `{MEMORY_BOMB}`, ... (the name of an example or a test
+/// guest, upper case, `-` as `_`) replaced by its component's path.
+pub fn with_guest_paths(manifest: &str) -> String {
     let mut text = manifest.to_owned();
-    for (name, path) in examples::ALL {
+    for (name, path) in examples::ALL.iter().chain(guests::ALL) {
         let key = format!("{{{}}}", name.to_uppercase().replace('-', "_"));
         text = text.replace(&key, path);
     }
@@ -83,26 +90,30 @@ impl Reply {
 }
 
 impl TestServer {
-    /// Starts a server for a manifest. `{HELLO}`, `{ECHO}`, ... in the text
-    /// are replaced by the example components' paths.
-    pub async fn start(manifest: &str) -> TestServer {
+    /// Starts a server for a manifest (text, or [`manifest()`] built).
+    /// `{HELLO}`, `{MEMORY_BOMB}`, ... in the text are replaced by the
+    /// components' paths.
+    pub async fn start(manifest: impl Into<String>) -> TestServer {
         Self::start_with_ledger(manifest, None).await
     }
 
     /// Like [`TestServer::start`], with a ledger attached as `gust serve`
     /// attaches it.
-    pub async fn start_with_ledger(manifest: &str, ledger: Option<LedgerSettings>) -> TestServer {
+    pub async fn start_with_ledger(
+        manifest: impl Into<String>,
+        ledger: Option<LedgerSettings>,
+    ) -> TestServer {
         Self::start_on(engine(), manifest, ledger).await
     }
 
     /// Like [`TestServer::start_with_ledger`], on an engine of the test's own.
     pub async fn start_on(
         engine: &GustEngine,
-        manifest: &str,
+        manifest: impl Into<String>,
         ledger: Option<LedgerSettings>,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let text = with_example_paths(manifest);
+        let text = with_guest_paths(&manifest.into());
         let path = dir.path().join("gust.toml");
         std::fs::write(&path, text).unwrap();
         let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -222,17 +233,9 @@ impl Drop for TestServer {
 
 /// Sends one request to `addr` over a new HTTP/1.1 connection.
 pub async fn send(addr: SocketAddr, request: Request<Bytes>) -> anyhow::Result<Reply> {
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    let (mut parts, body) = request.into_parts();
-    parts
-        .headers
-        .entry(http::header::HOST)
-        .or_insert(http::HeaderValue::from_static("localhost"));
+    let (mut sender, _connection) = client::try_http1(addr).await?;
     let response = sender
-        .send_request(Request::from_parts(parts, Full::new(body)))
+        .send_request(client::with_host(request.map(Full::new)))
         .await?;
     let (parts, body) = response.into_parts();
     let body = body.collect().await?.to_bytes();
