@@ -67,7 +67,7 @@ mod reuse;
 pub mod router;
 pub mod server;
 
-pub use app::App;
+pub use app::{App, Apps};
 pub use call::Kind;
 pub use engine::{EngineConfig, GustEngine};
 pub use function::Function;

@@ -5,6 +5,7 @@
 mod support;
 
 mod admission;
+mod apps;
 mod billing;
 mod cache;
 mod clients;

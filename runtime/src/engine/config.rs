@@ -43,19 +43,22 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
+        // What a manifest can set has its default in one place, the
+        // manifest's `[engine]` section.
+        let settings = crate::manifest::EngineSettings::default();
         EngineConfig {
             fuel: true,
             fuel_flush: 1_000_000,
             wasip3: true,
             pooling: true,
             keep_resident: None,
-            max_instances: 1000,
-            max_memory_size: 256 << 20,
-            max_table_elements: 20_000,
-            max_wasm_stack: 512 << 10,
-            max_running: None,
+            max_instances: settings.max_instances,
+            max_memory_size: settings.max_memory_size,
+            max_table_elements: settings.max_table_elements,
+            max_wasm_stack: settings.max_wasm_stack,
+            max_running: settings.max_running,
             epoch_tick: Duration::from_millis(1),
-            time_slice: Duration::from_millis(20),
+            time_slice: settings.time_slice,
             wasm_backtraces: std::env::var_os("GUST_WASM_BACKTRACE").is_some_and(|v| v == "1"),
         }
     }

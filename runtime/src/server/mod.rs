@@ -33,8 +33,9 @@ use tokio::time::Instant;
 
 use conn::{Activity, TrackedBody};
 
-use crate::app::App;
+use crate::app::{App, Apps};
 use crate::exec::tracked::{INVOCATIONS, Invocations};
+use crate::manifest::ServerSettings;
 
 /// How long shutdown waits for in-flight requests. Default: 30 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -43,19 +44,32 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// cancelled, for the cancelled invocations to hand in their records.
 const CANCEL_WAIT: Duration = Duration::from_secs(5);
 
-/// Serves `app` over HTTP.
+/// Serves apps over HTTP.
 pub struct Server {
-    app: App,
+    apps: Apps,
+    /// The operator's server settings (listen address, request limits,
+    /// timeouts), taken from the first app for now.
+    settings: ServerSettings,
     shutdown_grace: Duration,
 }
 
 impl Server {
-    /// A server for `app`.
+    /// A server for `app`, with its server settings.
     pub fn new(app: App) -> Server {
+        let settings = *app.settings();
+        let apps = Apps::new();
+        apps.insert(app);
         Server {
-            app,
+            apps,
+            settings,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
+    }
+
+    /// The server's apps: insert a new version of an app into it to swap
+    /// it in while serving (see [`Apps::insert`]).
+    pub fn apps(&self) -> Apps {
+        self.apps.clone()
     }
 
     /// How long shutdown waits for in-flight requests before dropping them.
@@ -67,7 +81,7 @@ impl Server {
 
     /// Binds the app's listen address.
     pub async fn bind(&self) -> anyhow::Result<TcpListener> {
-        let addr = self.app.settings().listen;
+        let addr = self.settings.listen;
         TcpListener::bind(addr)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
@@ -81,7 +95,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> anyhow::Result<()> {
         let local: Option<SocketAddr> = listener.local_addr().ok();
-        let settings = *self.app.settings();
+        let settings = self.settings;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -128,15 +142,20 @@ impl Server {
             };
             let _ = stream.set_nodelay(true);
             let activity = Activity::new();
-            let app = self.app.clone();
+            let apps = self.apps.clone();
             let service = {
                 let activity = activity.clone();
                 let invocations = invocations.clone();
                 hyper::service::service_fn(move |request| {
-                    let app = app.clone();
+                    // The app as it is now: a swap mid-request does not
+                    // change the version this request runs on.
+                    let app = apps.for_request();
                     let in_flight = activity.start_request();
                     INVOCATIONS.scope(invocations.clone(), async move {
-                        let response = handler::handle(app, request).await;
+                        let response = match app {
+                            Some(app) => handler::handle(app, request).await,
+                            None => Rejection::NotFound.into_response(),
+                        };
                         Ok::<_, std::convert::Infallible>(
                             response.map(|body| TrackedBody::new(body, in_flight)),
                         )

@@ -51,9 +51,23 @@ pub fn with_guest_paths(manifest: &str) -> String {
     text
 }
 
+/// The validated manifest `manifest` (guest paths filled in), written to
+/// `dir`, listening on an ephemeral port, with the shared compile cache.
+pub fn spec_in(dir: &std::path::Path, manifest: impl Into<String>) -> gust_runtime::AppSpec {
+    let text = with_guest_paths(&manifest.into());
+    let path = dir.join("gust.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    spec.server.listen = "127.0.0.1:0".parse().unwrap();
+    spec.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
+    spec
+}
+
 /// A running server. Shut down (gracefully) on drop.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The server's apps, to swap a new version in while serving.
+    pub apps: gust_runtime::Apps,
     records: Arc<Mutex<Vec<InvocationRecord>>>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
@@ -113,12 +127,7 @@ impl TestServer {
         ledger: Option<LedgerSettings>,
     ) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let text = with_guest_paths(&manifest.into());
-        let path = dir.path().join("gust.toml");
-        std::fs::write(&path, text).unwrap();
-        let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        spec.server.listen = "127.0.0.1:0".parse().unwrap();
-        spec.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
+        let spec = spec_in(dir.path(), manifest);
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
         let mut app = App::load(engine, spec)
@@ -131,6 +140,7 @@ impl TestServer {
             app = app.on_invocation(ledger.sink()).unwrap();
         }
         let server = Server::new(app).shutdown_grace(Duration::from_secs(10));
+        let apps = server.apps();
         let listener = server.bind().await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel();
@@ -139,6 +149,7 @@ impl TestServer {
         }));
         TestServer {
             addr,
+            apps,
             records,
             shutdown: Some(tx),
             task: Some(task),
