@@ -16,7 +16,7 @@ use crate::engine::GustEngine;
 use crate::function::Function;
 use crate::headers;
 use crate::host::capability::AppCaps;
-use crate::manifest::{AppSpec, FunctionId, ServerSettings};
+use crate::manifest::{AppSpec, FunctionId};
 use crate::metering::{InvocationRecord, RecordSink};
 use crate::router::{Router, Segment};
 use http::{HeaderName, HeaderValue};
@@ -31,7 +31,6 @@ struct Inner {
     id: FunctionId,
     functions: Vec<Function>,
     router: Router<RouteTarget>,
-    settings: ServerSettings,
     sinks: Arc<[RecordSink]>,
     report: LoadReport,
 }
@@ -215,11 +214,12 @@ fn compile_all(
 }
 
 impl App {
-    /// Compiles (or takes from the compile cache) and pre-instantiates
-    /// every function of `spec`. All the work that can happen before a
-    /// request arrives happens here: components with identical bytes are
-    /// compiled once, distinct ones in parallel on every core.
-    pub fn load(engine: &GustEngine, spec: AppSpec) -> anyhow::Result<App> {
+    /// Compiles (or takes from the operator's compile cache `cache`) and
+    /// pre-instantiates every function of `spec`. All the work that can
+    /// happen before a request arrives happens here: components with
+    /// identical bytes are compiled once, distinct ones in parallel on
+    /// every core.
+    pub fn load(engine: &GustEngine, spec: AppSpec, cache: &CacheLocation) -> anyhow::Result<App> {
         let started = Instant::now();
         let problems = crate::host::capability::validate(&spec);
         if !problems.is_empty() {
@@ -229,10 +229,10 @@ impl App {
                 .collect();
             anyhow::bail!("invalid capability configuration:\n{}", list.join("\n"));
         }
-        let mut caches = Caches::new(engine, &spec.cache);
+        let mut caches = Caches::new(engine, cache);
         tracing::info!(
             functions = spec.functions.len(),
-            cache = ?spec.cache.dir(),
+            cache = ?cache.dir(),
             "loading functions"
         );
 
@@ -315,7 +315,6 @@ impl App {
                 id: spec.name.clone(),
                 functions,
                 router: route_targets(&spec.router)?,
-                settings: spec.server,
                 sinks: Arc::new([]),
                 report,
             }),
@@ -360,11 +359,6 @@ impl App {
     /// The route table.
     pub fn router(&self) -> &Router<RouteTarget> {
         &self.inner.router
-    }
-
-    /// The server settings.
-    pub fn settings(&self) -> &ServerSettings {
-        &self.inner.settings
     }
 
     pub(crate) fn sinks(&self) -> Arc<[RecordSink]> {

@@ -62,7 +62,8 @@ mod imp {
         let spec = AppSpec::new(vec![function], vec![(route, None, 0)])?;
         let (tx, rx) = std::sync::mpsc::channel::<InvocationRecord>();
         let tx = std::sync::Mutex::new(tx);
-        let app = App::load(&engine, spec)?.on_invocation(move |r| {
+        let cache = crate::cache::CacheLocation::Default;
+        let app = App::load(&engine, spec, &cache)?.on_invocation(move |r| {
             if let Ok(tx) = tx.lock() {
                 let _ = tx.send(r.clone());
             }

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::cache::CacheLocation;
 use crate::engine::{EngineConfig, GustEngine};
 use crate::ledger::{self, Format, Ledger, UsageFilter};
-use crate::manifest::{AppSpec, LedgerLocation, Manifest};
+use crate::manifest::{AppSpec, Config, LedgerLocation, Manifest, RuntimeSpec};
 use crate::server::Server;
 
 /// gust: a WebAssembly function runtime.
@@ -120,27 +120,27 @@ impl Cli {
             } => {
                 let mut spec = load_spec(target.as_deref())?;
                 if let Some(listen) = listen {
-                    spec.server.listen = listen;
+                    spec.runtime.server.listen = listen;
                 }
                 if no_ledger {
-                    spec.ledger.location = LedgerLocation::Disabled;
+                    spec.runtime.ledger.location = LedgerLocation::Disabled;
                 } else if let Some(path) = ledger {
-                    spec.ledger.location = if path.as_os_str() == ":memory:" {
+                    spec.runtime.ledger.location = if path.as_os_str() == ":memory:" {
                         LedgerLocation::Memory
                     } else {
                         LedgerLocation::File(path)
                     };
                 }
                 if admin.is_some() {
-                    spec.admin = admin;
+                    spec.runtime.admin = admin;
                 }
                 if no_cache {
-                    spec.cache = CacheLocation::Disabled;
+                    spec.runtime.cache = CacheLocation::Disabled;
                 } else if let Some(dir) = cache_dir {
-                    spec.cache = CacheLocation::Dir(dir);
+                    spec.runtime.cache = CacheLocation::Dir(dir);
                 }
                 let mut engine = EngineConfig::default()
-                    .with_settings(&spec.engine)
+                    .with_settings(&spec.runtime.engine)
                     .fuel(!no_fuel);
                 if let Some(mib) = keep_resident {
                     engine = engine.memory_keep_resident(mib << 20);
@@ -174,14 +174,20 @@ impl Cli {
     }
 }
 
-fn load_spec(target: Option<&Path>) -> anyhow::Result<AppSpec> {
-    match target {
-        None => builtin_examples(),
+/// The app to serve and the operator's settings: from a manifest, or a
+/// component or the built-in examples with default settings.
+fn load_spec(target: Option<&Path>) -> anyhow::Result<Config> {
+    let app = match target {
+        None => builtin_examples()?,
         Some(path) if path.extension().is_some_and(|e| e == "wasm") => {
-            Ok(AppSpec::single_component(path)?)
+            AppSpec::single_component(path)?
         }
-        Some(path) => Ok(Manifest::load(path)?),
-    }
+        Some(path) => return Ok(Manifest::load(path)?),
+    };
+    Ok(Config {
+        app,
+        runtime: RuntimeSpec::default(),
+    })
 }
 
 #[cfg(feature = "builtin-examples")]
@@ -211,14 +217,14 @@ fn raise_open_file_limit(max_connections: usize) {
     }
 }
 
-fn serve(spec: AppSpec, engine: EngineConfig, grace: Duration) -> anyhow::Result<()> {
+fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<()> {
     let runtime = crate::server::runtime_builder().build()?;
-    raise_open_file_limit(spec.server.max_connections);
+    raise_open_file_limit(spec.runtime.server.max_connections);
     let served = runtime.block_on(async move {
         let engine = GustEngine::new(&engine)?;
-        let ledger = Ledger::open(&spec.ledger)?.map(Arc::new);
-        let admin = spec.admin;
-        let mut app = App::load(&engine, spec)?;
+        let ledger = Ledger::open(&spec.runtime.ledger)?.map(Arc::new);
+        let admin = spec.runtime.admin;
+        let mut app = App::load(&engine, spec.app, &spec.runtime.cache)?;
         if let Some(ledger) = &ledger {
             app = app.on_invocation(ledger.sink())?;
         }
@@ -228,7 +234,7 @@ fn serve(spec: AppSpec, engine: EngineConfig, grace: Duration) -> anyhow::Result
             .iter()
             .map(|r| r.pattern().to_string())
             .collect();
-        let server = Server::new(app).shutdown_grace(grace);
+        let server = Server::new(app, spec.runtime.server).shutdown_grace(grace);
         let listener = server.bind().await?;
         let addr = listener.local_addr()?;
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -284,7 +290,7 @@ async fn shutdown_signal() {
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
-    let spec = Manifest::load(path)?;
+    let spec = Manifest::load(path)?.app;
     println!(
         "{}: ok, {} functions, {} routes",
         path.display(),

@@ -33,10 +33,11 @@
 //! use gust_runtime::{App, EngineConfig, GustEngine, Manifest, Server};
 //!
 //! let engine = GustEngine::new(&EngineConfig::default())?;
-//! let spec = Manifest::load("gust.toml".as_ref())?;
-//! let app = App::load(&engine, spec)?
+//! // The tenant's app and the operator's settings, from one file.
+//! let config = Manifest::load("gust.toml".as_ref())?;
+//! let app = App::load(&engine, config.app, &config.runtime.cache)?
 //!     .on_invocation(|record| println!("{} used {} fuel", record.function, record.fuel_consumed))?;
-//! let server = Server::new(app);
+//! let server = Server::new(app, config.runtime.server);
 //! let listener = server.bind().await?;
 //! server.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await
 //! # }
@@ -72,6 +73,6 @@ pub use call::Kind;
 pub use engine::{EngineConfig, GustEngine};
 pub use function::Function;
 pub use host::HostState;
-pub use manifest::{AppSpec, Manifest, ManifestError};
+pub use manifest::{AppSpec, Config, Manifest, ManifestError, RuntimeSpec};
 pub use metering::{InvocationRecord, Outcome};
 pub use server::Server;

@@ -49,7 +49,8 @@ async fn a_swapped_app_serves_new_requests_and_finishes_old_ones() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let v2 = App::load(engine(), spec_in(dir.path(), V2)).unwrap();
+    let v2 = spec_in(dir.path(), V2);
+    let v2 = App::load(engine(), v2.app, &v2.runtime.cache).unwrap();
     let swapped_at = std::time::SystemTime::now();
     let old = server.apps.insert(v2).expect("v1 was there");
     assert_eq!(old.id().as_str(), "default");

@@ -7,7 +7,12 @@ use http::StatusCode;
 
 use crate::support::{TestServer, engine, examples};
 
-fn spec(cache: &std::path::Path, sources: &[&'static [u8]]) -> AppSpec {
+/// The compile cache in `dir`.
+fn at(dir: &std::path::Path) -> CacheLocation {
+    CacheLocation::Dir(dir.to_path_buf())
+}
+
+fn spec(sources: &[&'static [u8]]) -> AppSpec {
     let functions = sources
         .iter()
         .enumerate()
@@ -21,9 +26,7 @@ fn spec(cache: &std::path::Path, sources: &[&'static [u8]]) -> AppSpec {
     let routes = (0..sources.len())
         .map(|i| (format!("/f{i}").parse().unwrap(), None, i))
         .collect();
-    let mut spec = AppSpec::new(functions, routes).unwrap();
-    spec.cache = CacheLocation::Dir(cache.to_path_buf());
-    spec
+    AppSpec::new(functions, routes).unwrap()
 }
 
 fn cache_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -40,12 +43,12 @@ fn cache_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn restart_with_a_warm_cache_compiles_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let sources = [examples::HELLO, examples::ECHO];
-    let cold = App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    let cold = App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     assert_eq!(cold.load_report().compiled, 2);
     assert_eq!(cold.load_report().cache_hits, 0);
     assert_eq!(cache_files(dir.path()).len(), 2);
 
-    let warm = App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    let warm = App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     assert_eq!(
         warm.load_report().compiled,
         0,
@@ -57,7 +60,7 @@ fn restart_with_a_warm_cache_compiles_nothing() {
 #[test]
 fn identical_components_compile_once() {
     let dir = tempfile::tempdir().unwrap();
-    let app = App::load(engine(), spec(dir.path(), &[examples::HELLO; 5])).unwrap();
+    let app = App::load(engine(), spec(&[examples::HELLO; 5]), &at(dir.path())).unwrap();
     assert_eq!(app.load_report().functions, 5);
     assert_eq!(app.load_report().components, 1);
     assert_eq!(app.load_report().compiled, 1);
@@ -67,13 +70,13 @@ fn identical_components_compile_once() {
 fn damaged_cache_files_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let sources = [examples::HELLO];
-    App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     let file = cache_files(dir.path()).pop().unwrap();
     let original = std::fs::read(&file).unwrap();
 
     // Truncated.
     std::fs::write(&file, &original[..original.len() / 2]).unwrap();
-    let app = App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    let app = App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     assert_eq!(
         (app.load_report().rebuilt, app.load_report().compiled),
         (1, 1)
@@ -89,14 +92,14 @@ fn damaged_cache_files_are_rebuilt() {
     let last = tampered.len() - 100;
     tampered[last] ^= 0x40;
     std::fs::write(&file, &tampered).unwrap();
-    let app = App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    let app = App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     assert_eq!(
         (app.load_report().rebuilt, app.load_report().compiled),
         (1, 1)
     );
 
     // And then it is a plain hit.
-    let app = App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    let app = App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     assert_eq!(
         (app.load_report().cache_hits, app.load_report().compiled),
         (1, 0)
@@ -112,7 +115,7 @@ fn an_unwritable_cache_entry_compiles_every_time() {
     let entry = cache.path(&cache.key(examples::HELLO)).unwrap();
     std::fs::create_dir(&entry).unwrap();
     for _ in 0..2 {
-        let app = App::load(engine(), spec(dir.path(), &[examples::HELLO])).unwrap();
+        let app = App::load(engine(), spec(&[examples::HELLO]), &at(dir.path())).unwrap();
         assert_eq!(
             (app.load_report().cache_hits, app.load_report().compiled),
             (0, 1)
@@ -125,10 +128,10 @@ fn an_unwritable_cache_entry_compiles_every_time() {
 fn cache_is_keyed_by_engine_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let sources = [examples::HELLO];
-    App::load(engine(), spec(dir.path(), &sources)).unwrap();
+    App::load(engine(), spec(&sources), &at(dir.path())).unwrap();
     // Fuel instrumentation changes the generated code.
     let no_fuel = GustEngine::new(&EngineConfig::default().fuel(false)).unwrap();
-    let app = App::load(&no_fuel, spec(dir.path(), &sources)).unwrap();
+    let app = App::load(&no_fuel, spec(&sources), &at(dir.path())).unwrap();
     assert_eq!(
         (app.load_report().cache_hits, app.load_report().compiled),
         (0, 1)

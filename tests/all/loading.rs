@@ -1,5 +1,6 @@
 //! Loading apps: invalid manifests and components fail with clear errors.
 
+use gust_runtime::cache::CacheLocation;
 use gust_runtime::{App, Manifest};
 
 use crate::support::engine;
@@ -30,7 +31,9 @@ fn a_file_that_is_not_a_component_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("junk.wasm"), b"definitely not wasm").unwrap();
     let spec = gust_runtime::AppSpec::single_component(&dir.path().join("junk.wasm")).unwrap();
-    let err = App::load(engine(), spec).err().expect("junk must not load");
+    let err = App::load(engine(), spec, &CacheLocation::Default)
+        .err()
+        .expect("junk must not load");
     let err = format!("{err:#}");
     assert!(err.contains("compiling the component of `junk`"), "{err}");
 }
@@ -41,7 +44,9 @@ fn a_component_that_is_not_a_proxy_is_rejected() {
     // A valid component that exports nothing.
     std::fs::write(dir.path().join("empty.wasm"), b"\0asm\x0d\0\x01\0").unwrap();
     let spec = gust_runtime::AppSpec::single_component(&dir.path().join("empty.wasm")).unwrap();
-    let err = App::load(engine(), spec).err().expect("must not load");
+    let err = App::load(engine(), spec, &CacheLocation::Default)
+        .err()
+        .expect("must not load");
     let err = format!("{err:#}");
     assert!(err.contains("is not a wasi:http component"), "{err}");
     assert!(
@@ -56,7 +61,9 @@ fn a_p3_component_needs_wasip3_support_on_the_engine() {
     let path = std::path::Path::new(crate::support::examples::P3_HELLO_PATH);
     let no_p3 = GustEngine::new(&EngineConfig::default().pooling(false).wasip3(false)).unwrap();
     let spec = gust_runtime::AppSpec::single_component(path).unwrap();
-    let err = App::load(&no_p3, spec).err().expect("must not load");
+    let err = App::load(&no_p3, spec, &CacheLocation::Default)
+        .err()
+        .expect("must not load");
     let err = format!("{err:#}");
     assert!(err.contains("WASIp3 components are turned off"), "{err}");
     // A p2 component loads on that engine, and a p3 one where p3 is on.
@@ -64,8 +71,8 @@ fn a_p3_component_needs_wasip3_support_on_the_engine() {
         crate::support::examples::HELLO_PATH,
     ))
     .unwrap();
-    App::load(&no_p3, spec).unwrap();
+    App::load(&no_p3, spec, &CacheLocation::Default).unwrap();
     let spec = gust_runtime::AppSpec::single_component(path).unwrap();
-    let app = App::load(engine(), spec).unwrap();
+    let app = App::load(engine(), spec, &CacheLocation::Default).unwrap();
     assert_eq!(app.functions()[0].kind(), gust_runtime::Kind::P3);
 }

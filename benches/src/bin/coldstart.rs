@@ -414,17 +414,17 @@ fn in_process(
 ) -> anyhow::Result<Row> {
     let expect = subject.expect;
     let mut spec = Manifest::load(manifest_path)?;
-    spec.server.listen = "127.0.0.1:0".parse()?;
-    spec.cache = CacheLocation::Dir(cache_dir.to_path_buf());
+    spec.runtime.server.listen = "127.0.0.1:0".parse()?;
+    spec.runtime.cache = CacheLocation::Dir(cache_dir.to_path_buf());
 
     let faults = minor_faults();
     let deployed = Instant::now();
-    let app = App::load(engine, spec)?;
+    let app = App::load(engine, spec.app, &spec.runtime.cache)?;
     let load = deployed.elapsed();
     let load_faults = minor_faults() - faults;
     let report = app.load_report().clone();
     rt.block_on(async {
-        let server = Server::new(app).shutdown_grace(Duration::from_secs(5));
+        let server = Server::new(app, spec.runtime.server).shutdown_grace(Duration::from_secs(5));
         let listener = server.bind().await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -128,14 +128,15 @@ fuzz_target!(|data: &[u8]| {
                 assert!(has("routes"), "no routes, not reported: {e}");
             }
         }
-        Ok(spec) => {
+        Ok(config) => {
+            let (spec, runtime) = (&config.app, &config.runtime);
             // Only absolute component paths to existing files get here.
             assert!(declared.iter().all(|(_, exists)| *exists));
             assert!(unknown_routes.is_empty() && !no_routes);
             assert!(!spec.router.routes().is_empty());
-            assert!(spec.server.max_header_size >= 8192);
-            assert!(!spec.server.header_read_timeout.is_zero());
-            assert!(!spec.ledger.flush_interval.is_zero());
+            assert!(runtime.server.max_header_size >= 8192);
+            assert!(!runtime.server.header_read_timeout.is_zero());
+            assert!(!runtime.ledger.flush_interval.is_zero());
             let spec_ids: Vec<&str> = spec.functions.iter().map(|f| f.id.as_str()).collect();
             assert!(
                 spec_ids.windows(2).all(|w| w[0] < w[1]),

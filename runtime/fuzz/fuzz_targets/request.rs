@@ -74,14 +74,15 @@ fn server() -> SocketAddr {
                 .build()
                 .expect("tokio runtime");
             let engine = GustEngine::new(&EngineConfig::default()).expect("engine");
-            let mut spec = gust_runtime::examples::app_spec().expect("examples app");
-            spec.server.listen = "127.0.0.1:0".parse().unwrap();
+            let spec = gust_runtime::examples::app_spec().expect("examples app");
+            let mut settings = gust_runtime::manifest::ServerSettings::default();
+            settings.listen = "127.0.0.1:0".parse().unwrap();
             // Compiled examples are cached across fuzzing processes.
-            spec.cache = CacheLocation::Dir(std::env::temp_dir().join("gust-fuzz-cache"));
+            let cache = CacheLocation::Dir(std::env::temp_dir().join("gust-fuzz-cache"));
             let addr = {
                 let _guard = runtime.enter();
-                let app = App::load(&engine, spec).expect("loading the examples");
-                let server = Server::new(app);
+                let app = App::load(&engine, spec, &cache).expect("loading the examples");
+                let server = Server::new(app, settings);
                 let listener = runtime.block_on(server.bind()).expect("bind");
                 let addr = listener.local_addr().expect("local addr");
                 runtime.spawn(server.serve(listener, std::future::pending()));

@@ -40,8 +40,8 @@ pub use model::{
     QuotaDecl, RouteDecl, ServerDecl,
 };
 pub use spec::{
-    AppSpec, ComponentSource, EngineSettings, FunctionSpec, LedgerLocation, LedgerSettings, Limits,
-    ServerSettings,
+    AppSpec, ComponentSource, Config, EngineSettings, FunctionSpec, LedgerLocation, LedgerSettings,
+    Limits, RuntimeSpec, ServerSettings,
 };
 
 use std::fmt;
@@ -104,7 +104,7 @@ impl Manifest {
 
     /// Reads, parses and validates a manifest file. Component paths are
     /// resolved against the manifest's directory.
-    pub fn load(path: &Path) -> Result<AppSpec, ManifestError> {
+    pub fn load(path: &Path) -> Result<Config, ManifestError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ManifestError::single(&origin, "", format!("cannot read file: {e}")))?;
@@ -112,8 +112,9 @@ impl Manifest {
         Manifest::parse(&text, &origin)?.validate(&base, &origin)
     }
 
-    /// Checks the whole document and resolves it into an [`AppSpec`].
-    pub fn validate(self, base: &Path, origin: &str) -> Result<AppSpec, ManifestError> {
+    /// Checks the whole document and resolves it into the tenant's
+    /// [`AppSpec`] and the operator's [`RuntimeSpec`].
+    pub fn validate(self, base: &Path, origin: &str) -> Result<Config, ManifestError> {
         spec::validate(self, base, origin)
     }
 }

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::model::LimitsDecl;
 use super::model::QuotaDecl;
+use super::model::{EngineDecl, LedgerDecl, LimitsDecl, RouteDecl, ServerDecl};
 use super::{FunctionId, Manifest, ManifestError, Problem, resolve};
 use crate::billing::Prices;
 use crate::cache::CacheLocation;
@@ -292,11 +292,12 @@ impl FunctionSpec {
     }
 }
 
-/// A validated application: functions and the route table over them.
+/// What the operator sets: the server's listener and request limits, the
+/// engine, the ledger, the admin listener and the compiled-code cache.
+/// Shared by every app a server runs; in a one-app `gust.toml` it sits in
+/// the same file as the app.
 #[derive(Debug, Clone)]
-pub struct AppSpec {
-    /// The app's name (`default` unless the manifest names it).
-    pub name: FunctionId,
+pub struct RuntimeSpec {
     /// Server settings.
     pub server: ServerSettings,
     /// Engine settings (used by whoever builds the engine: `gust serve`).
@@ -307,6 +308,35 @@ pub struct AppSpec {
     pub admin: Option<SocketAddr>,
     /// Where compiled components are cached.
     pub cache: CacheLocation,
+}
+
+impl Default for RuntimeSpec {
+    fn default() -> Self {
+        RuntimeSpec {
+            server: ServerSettings::default(),
+            engine: EngineSettings::default(),
+            ledger: LedgerSettings::default(),
+            admin: None,
+            cache: CacheLocation::Default,
+        }
+    }
+}
+
+/// One validated `gust.toml`: a tenant's app and the operator's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// What the tenant wrote: functions, routes, limits, prices.
+    pub app: AppSpec,
+    /// What the operator set.
+    pub runtime: RuntimeSpec,
+}
+
+/// What a tenant wrote, validated: the app's functions (with their limits,
+/// prices, quotas and, later, grants) and the route table over them.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// The app's name (`default` unless the manifest names it).
+    pub name: FunctionId,
     /// Functions, in id order.
     pub functions: Vec<FunctionSpec>,
     /// Routes; targets index into `functions`.
@@ -334,11 +364,6 @@ impl AppSpec {
         }
         Ok(AppSpec {
             name: default_name(),
-            server: ServerSettings::default(),
-            engine: EngineSettings::default(),
-            ledger: LedgerSettings::default(),
-            admin: None,
-            cache: CacheLocation::Default,
             functions,
             router,
         })
@@ -456,11 +481,49 @@ fn check_against_engine(
     }
 }
 
-pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec, ManifestError> {
+pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config, ManifestError> {
     let mut problems = Problems(Vec::new());
+    // The operator's sections, then the tenant's: each validates itself
+    // and reports every problem it finds.
+    let server = server_settings(&m.server, &mut problems);
+    let engine = engine_settings(&m.engine, &mut problems);
+    check_limits(&mut problems, "defaults", &m.defaults);
+    let defaults = Limits::default().with(&m.defaults);
+    check_against_engine(&mut problems, "defaults", &defaults, &engine);
+    let ledger = ledger_settings(&m.ledger, base, &mut problems);
+    let functions = function_specs(&m, base, &defaults, &engine, &mut problems);
+    let router = route_table(m.routes, &functions, &mut problems);
 
+    if problems.0.is_empty() {
+        Ok(Config {
+            app: AppSpec {
+                name: m.name.unwrap_or_else(default_name),
+                functions,
+                router,
+            },
+            runtime: RuntimeSpec {
+                server,
+                engine,
+                ledger,
+                admin: m.admin.listen,
+                cache: match (m.cache.enabled, &m.cache.dir) {
+                    (Some(false), _) => CacheLocation::Disabled,
+                    (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
+                    (_, None) => CacheLocation::Default,
+                },
+            },
+        })
+    } else {
+        Err(ManifestError {
+            origin: origin.to_owned(),
+            problems: problems.0,
+        })
+    }
+}
+
+/// `[server]`.
+fn server_settings(decl: &ServerDecl, problems: &mut Problems) -> ServerSettings {
     let d = ServerSettings::default();
-    let decl = &m.server;
     let server = ServerSettings {
         listen: decl.listen.unwrap_or(d.listen),
         max_body_size: decl.max_body_size.unwrap_or(d.max_body_size),
@@ -497,15 +560,19 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
             problems.push(format!("server.{name}"), "must be greater than 0");
         }
     }
+    server
+}
 
+/// `[engine]`.
+fn engine_settings(decl: &EngineDecl, problems: &mut Problems) -> EngineSettings {
     let e = EngineSettings::default();
     let engine = EngineSettings {
-        max_wasm_stack: m.engine.max_wasm_stack.unwrap_or(e.max_wasm_stack),
-        max_instances: m.engine.max_instances.unwrap_or(e.max_instances),
-        max_memory_size: m.engine.max_memory_size.unwrap_or(e.max_memory_size),
-        max_table_elements: m.engine.max_table_elements.unwrap_or(e.max_table_elements),
-        max_running: m.engine.max_running,
-        time_slice: m.engine.time_slice.unwrap_or(e.time_slice),
+        max_wasm_stack: decl.max_wasm_stack.unwrap_or(e.max_wasm_stack),
+        max_instances: decl.max_instances.unwrap_or(e.max_instances),
+        max_memory_size: decl.max_memory_size.unwrap_or(e.max_memory_size),
+        max_table_elements: decl.max_table_elements.unwrap_or(e.max_table_elements),
+        max_running: decl.max_running,
+        time_slice: decl.time_slice.unwrap_or(e.time_slice),
     };
     if engine.time_slice < Duration::from_millis(1) || engine.time_slice > Duration::from_secs(1) {
         problems.push("engine.time_slice", "must be between 1ms and 1s");
@@ -522,13 +589,13 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
     if engine.max_instances == 0 {
         problems.push("engine.max_instances", "must be greater than 0");
     }
+    engine
+}
 
-    check_limits(&mut problems, "defaults", &m.defaults);
-    let defaults = Limits::default().with(&m.defaults);
-    check_against_engine(&mut problems, "defaults", &defaults, &engine);
-
+/// `[ledger]`.
+fn ledger_settings(decl: &LedgerDecl, base: &Path, problems: &mut Problems) -> LedgerSettings {
     let ledger_defaults = LedgerSettings::default();
-    let location = match (&m.ledger.enabled, &m.ledger.path) {
+    let location = match (&decl.enabled, &decl.path) {
         (Some(false), _) => LedgerLocation::Disabled,
         (_, Some(path)) if path.as_os_str() == ":memory:" => LedgerLocation::Memory,
         (_, Some(path)) => LedgerLocation::File(resolve(base, path)),
@@ -536,26 +603,35 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
     };
     let ledger = LedgerSettings {
         location,
-        retention: m.ledger.retention.unwrap_or(ledger_defaults.retention),
-        flush_interval: m
-            .ledger
+        retention: decl.retention.unwrap_or(ledger_defaults.retention),
+        flush_interval: decl
             .flush_interval
             .unwrap_or(ledger_defaults.flush_interval),
-        max_size: m.ledger.max_size,
+        max_size: decl.max_size,
     };
     if ledger.flush_interval.is_zero() {
         problems.push("ledger.flush_interval", "must be greater than 0");
     }
-    let prices = m.billing.clone().unwrap_or_default();
+    ledger
+}
 
+/// `[functions.*]`, with `[defaults]` and `[billing]` applied.
+fn function_specs(
+    m: &Manifest,
+    base: &Path,
+    defaults: &Limits,
+    engine: &EngineSettings,
+    problems: &mut Problems,
+) -> Vec<FunctionSpec> {
+    let prices = m.billing.clone().unwrap_or_default();
     let mut functions = Vec::new();
     for (id, decl) in &m.functions {
         let field = format!("functions.{id}");
         let own = decl.limits();
-        check_limits(&mut problems, &field, &own);
+        check_limits(problems, &field, &own);
         let limits = defaults.with(&own);
         if own.memory.is_some() || own.table_elements.is_some() {
-            check_against_engine(&mut problems, &field, &limits, &engine);
+            check_against_engine(problems, &field, &limits, engine);
         }
         let path = resolve(base, &decl.component);
         if !path.is_file() {
@@ -583,12 +659,20 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
             }
         }
     }
+    functions
+}
 
-    if m.routes.is_empty() {
+/// `[[routes]]`, over `functions`.
+fn route_table(
+    routes: Vec<RouteDecl>,
+    functions: &[FunctionSpec],
+    problems: &mut Problems,
+) -> Router<usize> {
+    if routes.is_empty() {
         problems.push("routes", "no routes: add at least one [[routes]] entry");
     }
     let mut router = Router::new();
-    for (i, route) in m.routes.into_iter().enumerate() {
+    for (i, route) in routes.into_iter().enumerate() {
         let field = format!("routes[{i}]");
         let Some(target) = functions.iter().position(|f| f.id == route.function) else {
             let known: Vec<&str> = functions.iter().map(|f| f.id.as_str()).collect();
@@ -622,26 +706,5 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<AppSpec
             problems.push(format!("{field}.path"), conflict.to_string());
         }
     }
-
-    if problems.0.is_empty() {
-        Ok(AppSpec {
-            name: m.name.unwrap_or_else(default_name),
-            server,
-            engine,
-            ledger,
-            admin: m.admin.listen,
-            cache: match (m.cache.enabled, &m.cache.dir) {
-                (Some(false), _) => CacheLocation::Disabled,
-                (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
-                (_, None) => CacheLocation::Default,
-            },
-            functions,
-            router,
-        })
-    } else {
-        Err(ManifestError {
-            origin: origin.to_owned(),
-            problems: problems.0,
-        })
-    }
+    router
 }

@@ -14,7 +14,7 @@ fn fixture_dir() -> tempfile::TempDir {
     dir
 }
 
-fn check(text: &str) -> Result<AppSpec, ManifestError> {
+fn check(text: &str) -> Result<Config, ManifestError> {
     let dir = fixture_dir();
     let result =
         Manifest::parse(text, "gust.toml").and_then(|m| m.validate(dir.path(), "gust.toml"));
@@ -34,8 +34,12 @@ fn error(text: &str) -> String {
 }
 
 /// Renders a valid spec so snapshots show what validation produced.
-fn describe(spec: &AppSpec, base: &Path) -> String {
-    let mut out = format!("server: {:#?}\nengine: {:#?}\n", spec.server, spec.engine);
+fn describe(config: &Config, base: &Path) -> String {
+    let (spec, runtime) = (&config.app, &config.runtime);
+    let mut out = format!(
+        "server: {:#?}\nengine: {:#?}\n",
+        runtime.server, runtime.engine
+    );
     for f in &spec.functions {
         let source = match &f.source {
             ComponentSource::File(p) => p.strip_prefix(base).unwrap_or(p).display().to_string(),
@@ -282,7 +286,8 @@ routes = [
 ]
 "#,
     )
-    .unwrap();
+    .unwrap()
+    .app;
     assert_eq!(spec.router.routes().len(), 2);
 }
 

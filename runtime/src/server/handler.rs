@@ -14,6 +14,7 @@ use super::invoke::{Invoked, RequestInfo};
 use super::reject::Rejection;
 use crate::app::{App, RouteTarget};
 use crate::host::IoMeter;
+use crate::manifest::ServerSettings;
 use crate::router::RouteError;
 
 /// Headers gust sets on requests it routes to a function. Clients cannot
@@ -45,10 +46,11 @@ fn new_request_id() -> String {
 /// Serves one request. Never fails: every error becomes a response.
 pub(crate) async fn handle(
     app: App,
+    settings: ServerSettings,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<HyperOutgoingBody> {
     let request_id = new_request_id();
-    let mut response = route_and_invoke(&app, request, request_id.clone()).await;
+    let mut response = route_and_invoke(&app, &settings, request, request_id.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
             .headers_mut()
@@ -59,10 +61,10 @@ pub(crate) async fn handle(
 
 async fn route_and_invoke(
     app: &App,
+    settings: &ServerSettings,
     mut request: hyper::Request<Incoming>,
     request_id: String,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let settings = app.settings();
     let target_len = request
         .uri()
         .path_and_query()

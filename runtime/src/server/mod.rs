@@ -47,16 +47,15 @@ const CANCEL_WAIT: Duration = Duration::from_secs(5);
 /// Serves apps over HTTP.
 pub struct Server {
     apps: Apps,
-    /// The operator's server settings (listen address, request limits,
-    /// timeouts), taken from the first app for now.
+    /// The operator's server settings: listen address, request limits,
+    /// timeouts (`RuntimeSpec::server`).
     settings: ServerSettings,
     shutdown_grace: Duration,
 }
 
 impl Server {
-    /// A server for `app`, with its server settings.
-    pub fn new(app: App) -> Server {
-        let settings = *app.settings();
+    /// A server for `app`, with the operator's server `settings`.
+    pub fn new(app: App, settings: ServerSettings) -> Server {
         let apps = Apps::new();
         apps.insert(app);
         Server {
@@ -79,7 +78,7 @@ impl Server {
         self
     }
 
-    /// Binds the app's listen address.
+    /// Binds the listen address of the server's settings.
     pub async fn bind(&self) -> anyhow::Result<TcpListener> {
         let addr = self.settings.listen;
         TcpListener::bind(addr)
@@ -153,7 +152,7 @@ impl Server {
                     let in_flight = activity.start_request();
                     INVOCATIONS.scope(invocations.clone(), async move {
                         let response = match app {
-                            Some(app) => handler::handle(app, request).await,
+                            Some(app) => handler::handle(app, settings, request).await,
                             None => Rejection::NotFound.into_response(),
                         };
                         Ok::<_, std::convert::Infallible>(

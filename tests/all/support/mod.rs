@@ -53,13 +53,13 @@ pub fn with_guest_paths(manifest: &str) -> String {
 
 /// The validated manifest `manifest` (guest paths filled in), written to
 /// `dir`, listening on an ephemeral port, with the shared compile cache.
-pub fn spec_in(dir: &std::path::Path, manifest: impl Into<String>) -> gust_runtime::AppSpec {
+pub fn spec_in(dir: &std::path::Path, manifest: impl Into<String>) -> gust_runtime::Config {
     let text = with_guest_paths(&manifest.into());
     let path = dir.join("gust.toml");
     std::fs::write(&path, text).unwrap();
     let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
-    spec.server.listen = "127.0.0.1:0".parse().unwrap();
-    spec.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
+    spec.runtime.server.listen = "127.0.0.1:0".parse().unwrap();
+    spec.runtime.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
     spec
 }
 
@@ -130,7 +130,7 @@ impl TestServer {
         let spec = spec_in(dir.path(), manifest);
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
-        let mut app = App::load(engine, spec)
+        let mut app = App::load(engine, spec.app, &spec.runtime.cache)
             .unwrap()
             .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
             .unwrap();
@@ -139,7 +139,7 @@ impl TestServer {
         if let Some(ledger) = &ledger {
             app = app.on_invocation(ledger.sink()).unwrap();
         }
-        let server = Server::new(app).shutdown_grace(Duration::from_secs(10));
+        let server = Server::new(app, spec.runtime.server).shutdown_grace(Duration::from_secs(10));
         let apps = server.apps();
         let listener = server.bind().await.unwrap();
         let addr = listener.local_addr().unwrap();
