@@ -12,7 +12,11 @@
 //! components next to hello: `raw` (the `wasi` crate alone, no gust-sdk),
 //! `minimal` (the fewest host calls a response needs: the floor), and the
 //! file `GUST_BENCH_COMPONENT` names, if set (any `wasi:http/proxy`
-//! component that answers `GET /hello` with 200). Run with
+//! component that answers `GET /hello` with 200). A fourth, `gust`, times
+//! what gust really runs for `GET /hello`: `Server::handle`, in-process
+//! (routing, admission, the store with its limiter, fuel portions, epoch
+//! callback and host-work call hook, the usage record), next to mode (e)'s
+//! bare instantiate + handle on the same engine settings. Run with
 //! `cargo bench -p gust-benches --bench instantiate`, or through `bench.sh`,
 //! which also exports the samples and plots them.
 
@@ -81,6 +85,27 @@ fn benches(c: &mut Criterion) {
                 .iter(|| async { bench.invoke().await.expect("invoking") })
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("gust");
+    configure(&mut group, Mode::PrePooling);
+    let bare = Bench::new(Mode::PrePooling, gust_runtime::examples::HELLO)
+        .unwrap_or_else(|e| panic!("preparing the bare mode: {e:?}"));
+    group.bench_function("bare_pre_pooling", |b| {
+        b.to_async(&rt)
+            .iter(|| async { bare.invoke().await.expect("invoking") })
+    });
+    let server = rt.block_on(gust_benches::hello_server());
+    let body = rt.block_on(gust_benches::handle_hello(&server));
+    assert_eq!(
+        &body[..],
+        HELLO_BODY,
+        "Server::handle answered the wrong body"
+    );
+    group.bench_function("server_handle", |b| {
+        b.to_async(&rt)
+            .iter(|| async { gust_benches::handle_hello(&server).await })
+    });
     group.finish();
 }
 

@@ -352,3 +352,40 @@ pub async fn handle(store: &mut Store<BenchState>, proxy: &Proxy) -> anyhow::Res
     called?;
     body
 }
+
+/// A gust server (not listening) for the `hello` example at `/hello`, built
+/// as `gust serve` builds it, on gust's default engine: what the `gust`
+/// criterion group times through [`handle_hello`].
+pub async fn hello_server() -> gust_runtime::Server {
+    use gust_runtime::manifest::{ComponentSource, FunctionId, FunctionSpec, ServerSettings};
+    // Kept for the process: the engine's epoch ticker runs while it lives.
+    static ENGINE: std::sync::OnceLock<GustEngine> = std::sync::OnceLock::new();
+    let engine =
+        ENGINE.get_or_init(|| GustEngine::new(&EngineConfig::default()).expect("gust's engine"));
+    let function = FunctionSpec::new(
+        FunctionId::try_from("hello").expect("a valid id"),
+        ComponentSource::Embedded(gust_runtime::examples::HELLO),
+    );
+    let route = "/hello".parse().expect("a valid route");
+    let spec =
+        gust_runtime::AppSpec::new(vec![function], vec![(route, None, 0)]).expect("a valid app");
+    let app = gust_runtime::App::load(engine, spec, &gust_runtime::cache::CacheLocation::Disabled)
+        .expect("loading hello");
+    gust_runtime::Server::new(app, ServerSettings::default())
+}
+
+/// `GET /hello` through [`gust_runtime::Server::handle`]: routing, limits,
+/// the invocation with everything gust arms a store with, the usage record;
+/// returns the body read to its end.
+pub async fn handle_hello(server: &gust_runtime::Server) -> Bytes {
+    let request = http::Request::get("http://localhost/hello")
+        .body(Empty::<Bytes>::new())
+        .expect("a valid request");
+    let response = server.handle(request).await;
+    response
+        .into_body()
+        .collect()
+        .await
+        .map(|body| body.to_bytes())
+        .unwrap_or_default()
+}

@@ -21,7 +21,6 @@ pub(crate) fn run(_runs: usize) -> anyhow::Result<()> {
 
 #[cfg(feature = "builtin-examples")]
 mod imp {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use bytes::Bytes;
@@ -29,10 +28,9 @@ mod imp {
 
     use crate::app::App;
     use crate::engine::{EngineConfig, GustEngine};
-    use crate::host::IoMeter;
     use crate::manifest::{AppSpec, ComponentSource, FunctionId, FunctionSpec, Limits};
     use crate::metering::{InvocationRecord, Outcome};
-    use crate::server::invoke::{Invoked, RequestInfo};
+    use crate::server::Server;
 
     /// Rounds of the hash loop per workload size.
     const SIZES: [u64; 5] = [1_000, 100_000, 400_000, 1_600_000, 6_400_000];
@@ -68,7 +66,7 @@ mod imp {
                 let _ = tx.send(r.clone());
             }
         })?;
-        let function = &app.functions()[0];
+        let server = Server::new(app, crate::manifest::ServerSettings::default());
 
         println!("gust calibrate: `work` example, {runs} runs per size, median wall time");
         println!(
@@ -81,7 +79,7 @@ mod imp {
             let mut fuel = 0;
             // One warm-up run, then the timed ones.
             for i in 0..=runs {
-                let record = invoke(&app, function, n, &rx).await?;
+                let record = invoke(&server, n, &rx).await?;
                 anyhow::ensure!(
                     record.outcome == Outcome::Ok,
                     "workload failed: {:?}",
@@ -117,27 +115,20 @@ mod imp {
     }
 
     async fn invoke(
-        app: &App,
-        function: &crate::function::Function,
+        server: &Server,
         n: u64,
         records: &std::sync::mpsc::Receiver<InvocationRecord>,
     ) -> anyhow::Result<InvocationRecord> {
         let request = http::Request::get(format!("/work?n={n}"))
             .header(http::header::HOST, "calibrate")
             .body(Empty::<Bytes>::new())?;
-        let info = RequestInfo {
-            request_id: format!("calibrate-{n}"),
-            route: "/work".into(),
-            head: false,
-            body: Default::default(),
-        };
-        let io = Arc::new(IoMeter::default());
-        match function.invoke(info, request, io, app.sinks()).await {
-            Invoked::Response(response) => {
-                response.into_body().collect().await?;
-            }
-            _ => anyhow::bail!("the workload did not respond"),
+        // The path every request takes (routing, limits, the invocation),
+        // in-process.
+        let response = server.handle(request).await;
+        if response.status() != http::StatusCode::OK {
+            anyhow::bail!("the workload answered {}", response.status());
         }
+        response.into_body().collect().await?;
         // The record is complete once the guest and its body are done.
         tokio::task::block_in_place(|| records.recv_timeout(Duration::from_secs(60)))
             .map_err(|_| anyhow::anyhow!("no usage record"))

@@ -15,6 +15,7 @@ mod failures;
 mod fuel;
 mod host_work;
 mod hostile;
+mod in_process;
 mod limits;
 mod loading;
 mod outbound;

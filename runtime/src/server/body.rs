@@ -57,6 +57,33 @@ impl BodyStatus {
     }
 }
 
+/// A request body gust can stream to a guest: hyper's, for requests from
+/// the network, or an in-process one ([`Server::handle`](super::Server::handle)).
+pub trait RequestBody: Body<Data = Bytes> + Send + Unpin + 'static {
+    /// This body's error as `wasi:http` reports it, and whether it means the
+    /// body's framing was invalid (the client gets 400) rather than that the
+    /// client went away.
+    fn wasi_error(error: Self::Error) -> (bool, Error);
+}
+
+impl RequestBody for Incoming {
+    fn wasi_error(error: hyper::Error) -> (bool, Error) {
+        (is_malformed(&error), Error::Hyper(error))
+    }
+}
+
+impl RequestBody for http_body_util::Full<Bytes> {
+    fn wasi_error(error: std::convert::Infallible) -> (bool, Error) {
+        match error {}
+    }
+}
+
+impl RequestBody for http_body_util::Empty<Bytes> {
+    fn wasi_error(error: std::convert::Infallible) -> (bool, Error) {
+        match error {}
+    }
+}
+
 /// Streams the client's body to the guest. Fails the stream once more than
 /// `limit` bytes arrived or once the body is not complete by `deadline`.
 /// Nothing is buffered here.
@@ -66,8 +93,8 @@ impl BodyStatus {
 /// otherwise close the socket with unread bytes, the kernel would reset the
 /// connection, and a client still sending its body would never read the
 /// response.
-pub(crate) struct LimitedBody {
-    inner: Option<Incoming>,
+pub(crate) struct LimitedBody<B: RequestBody = Incoming> {
+    inner: Option<B>,
     io: Arc<IoMeter>,
     remaining: u64,
     limit: u64,
@@ -77,9 +104,9 @@ pub(crate) struct LimitedBody {
     status: Arc<BodyStatus>,
 }
 
-impl LimitedBody {
+impl<B: RequestBody> LimitedBody<B> {
     pub(crate) fn new(
-        inner: Incoming,
+        inner: B,
         limit: u64,
         deadline: Instant,
         io: Arc<IoMeter>,
@@ -98,7 +125,7 @@ impl LimitedBody {
     }
 }
 
-impl Body for LimitedBody {
+impl<B: RequestBody> Body for LimitedBody<B> {
     type Data = Bytes;
     type Error = Error;
 
@@ -126,14 +153,15 @@ impl Body for LimitedBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
-                let cut = if is_malformed(&e) {
+                let (malformed, error) = B::wasi_error(e);
+                let cut = if malformed {
                     &this.status.malformed
                 } else {
                     // The connection ended under the body.
                     &this.status.client_gone
                 };
                 cut.store(true, Ordering::Relaxed);
-                Poll::Ready(Some(Err(Error::Hyper(e))))
+                Poll::Ready(Some(Err(error)))
             }
             Poll::Ready(None) => {
                 this.status.ended.store(true, Ordering::Relaxed);
@@ -164,7 +192,7 @@ impl Body for LimitedBody {
     }
 }
 
-impl Drop for LimitedBody {
+impl<B: RequestBody> Drop for LimitedBody<B> {
     fn drop(&mut self) {
         self.status.ended.store(true, Ordering::Relaxed);
         let Some(inner) = self.inner.take() else {
@@ -204,7 +232,7 @@ fn is_malformed(e: &hyper::Error) -> bool {
 
 /// Reads and discards the rest of a body: at most `remaining` bytes, until
 /// `deadline`.
-async fn drain(mut body: Incoming, mut remaining: u64, deadline: Instant) {
+async fn drain<B: RequestBody>(mut body: B, mut remaining: u64, deadline: Instant) {
     let discard = async {
         while let Some(Ok(frame)) = body.frame().await {
             let len = frame.data_ref().map_or(0, |d| d.len() as u64);

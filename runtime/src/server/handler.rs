@@ -5,11 +5,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderName, HeaderValue, header};
-use hyper::body::Incoming;
 use rand::RngExt as _;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::body::LimitedBody;
+use super::body::{LimitedBody, RequestBody};
 use super::invoke::{Invoked, RequestInfo};
 use super::reject::Rejection;
 use crate::app::{App, RouteTarget};
@@ -44,10 +43,10 @@ fn new_request_id() -> String {
 }
 
 /// Serves one request. Never fails: every error becomes a response.
-pub(crate) async fn handle(
+pub(crate) async fn handle<B: RequestBody>(
     app: App,
     settings: ServerSettings,
-    request: hyper::Request<Incoming>,
+    request: hyper::Request<B>,
 ) -> hyper::Response<HyperOutgoingBody> {
     let request_id = new_request_id();
     let mut response = route_and_invoke(&app, &settings, request, request_id.clone()).await;
@@ -59,10 +58,10 @@ pub(crate) async fn handle(
     response
 }
 
-async fn route_and_invoke(
+async fn route_and_invoke<B: RequestBody>(
     app: &App,
     settings: &ServerSettings,
-    mut request: hyper::Request<Incoming>,
+    mut request: hyper::Request<B>,
     request_id: String,
 ) -> hyper::Response<HyperOutgoingBody> {
     let target_len = request

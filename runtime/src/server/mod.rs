@@ -10,12 +10,17 @@
 mod body;
 mod conn;
 mod handler;
-pub(crate) mod invoke;
+mod invoke;
 mod reject;
 mod runtime;
 
+pub use body::RequestBody;
 pub use handler::headers;
 pub use reject::Rejection;
+
+/// The body of a response gust hands out: the guest's, streamed, or one
+/// gust wrote itself.
+pub type ResponseBody = wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 pub use runtime::{EVENT_INTERVAL, runtime_builder};
 
 use std::future::Future;
@@ -76,6 +81,24 @@ impl Server {
     pub fn shutdown_grace(mut self, grace: Duration) -> Server {
         self.shutdown_grace = grace;
         self
+    }
+
+    /// Handles one request in-process, exactly as a request from the network
+    /// (routing, limits, the invocation, every failure mapped to a status,
+    /// `x-request-id`), without a socket: for embedders that receive
+    /// requests their own way, calibration and benchmarks. As from the
+    /// network, the request needs an authority (an absolute URI or a `Host`
+    /// header), else 400. The response
+    /// body streams as the guest writes it; the usage record is finished
+    /// once the guest and the body are done.
+    pub async fn handle<B: RequestBody>(
+        &self,
+        request: hyper::Request<B>,
+    ) -> hyper::Response<ResponseBody> {
+        match self.apps.for_request() {
+            Some(app) => handler::handle(app, self.settings, request).await,
+            None => Rejection::NotFound.into_response(),
+        }
     }
 
     /// Binds the listen address of the server's settings.
