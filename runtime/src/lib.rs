@@ -48,9 +48,7 @@ mod admission;
 pub mod app;
 pub mod billing;
 pub mod cache;
-mod calibrate;
 mod call;
-pub mod cli;
 mod dirs;
 pub mod engine;
 #[cfg(feature = "builtin-examples")]
@@ -63,7 +61,7 @@ mod host;
 pub mod ledger;
 pub mod manifest;
 pub mod metering;
-pub mod quota;
+mod quota;
 mod reuse;
 pub mod router;
 pub mod server;

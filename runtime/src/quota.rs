@@ -121,6 +121,7 @@ impl Quota {
     }
 
     /// Fuel used in the window of `now`, and fuel reserved in flight.
+    #[cfg(test)]
     pub fn usage(&self, now: SystemTime) -> (u64, u64) {
         let (state, _) = self.current(now);
         (state.used, state.reserved)

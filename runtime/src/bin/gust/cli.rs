@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::App;
-use crate::cache::CacheLocation;
-use crate::engine::{EngineConfig, GustEngine};
-use crate::ledger::{self, Format, Ledger, UsageFilter};
-use crate::manifest::{AppSpec, Config, LedgerLocation, Manifest, RuntimeSpec};
-use crate::server::Server;
+use gust_runtime::app::App;
+use gust_runtime::cache::CacheLocation;
+use gust_runtime::engine::{EngineConfig, GustEngine};
+use gust_runtime::ledger::{self, Format, Ledger, UsageFilter};
+use gust_runtime::manifest::{AppSpec, Config, LedgerLocation, Manifest, RuntimeSpec};
+use gust_runtime::server::Server;
 
 /// gust: a WebAssembly function runtime.
 #[derive(Debug, Parser)]
@@ -160,7 +160,7 @@ impl Cli {
                     function,
                     since: since
                         .as_deref()
-                        .map(crate::ledger::parse_since)
+                        .map(gust_runtime::ledger::parse_since)
                         .transpose()?,
                 };
                 print!(
@@ -193,7 +193,7 @@ fn load_spec(target: Option<&Path>) -> anyhow::Result<Config> {
 #[cfg(feature = "builtin-examples")]
 fn builtin_examples() -> anyhow::Result<AppSpec> {
     tracing::info!("no manifest given: serving the built-in examples");
-    Ok(crate::examples::app_spec()?)
+    Ok(gust_runtime::examples::app_spec()?)
 }
 
 #[cfg(not(feature = "builtin-examples"))]
@@ -218,7 +218,7 @@ fn raise_open_file_limit(max_connections: usize) {
 }
 
 fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<()> {
-    let runtime = crate::server::runtime_builder().build()?;
+    let runtime = gust_runtime::server::runtime_builder().build()?;
     raise_open_file_limit(spec.runtime.server.max_connections);
     let served = runtime.block_on(async move {
         let engine = GustEngine::new(&engine)?;
@@ -243,9 +243,13 @@ fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
             tracing::info!("admin on http://{}", admin_listener.local_addr()?);
-            tokio::spawn(crate::admin::serve(admin_listener, ledger.clone(), async {
-                let _ = admin_stopped.await;
-            }));
+            tokio::spawn(gust_runtime::admin::serve(
+                admin_listener,
+                ledger.clone(),
+                async {
+                    let _ = admin_stopped.await;
+                },
+            ));
         }
         tracing::info!(routes = ?routes, "routes");
         tracing::info!("serving on http://{addr}");

@@ -26,11 +26,11 @@ mod imp {
     use bytes::Bytes;
     use http_body_util::{BodyExt as _, Empty};
 
-    use crate::app::App;
-    use crate::engine::{EngineConfig, GustEngine};
-    use crate::manifest::{AppSpec, ComponentSource, FunctionId, FunctionSpec, Limits};
-    use crate::metering::{InvocationRecord, Outcome};
-    use crate::server::Server;
+    use gust_runtime::app::App;
+    use gust_runtime::engine::{EngineConfig, GustEngine};
+    use gust_runtime::manifest::{AppSpec, ComponentSource, FunctionId, FunctionSpec, Limits};
+    use gust_runtime::metering::{InvocationRecord, Outcome};
+    use gust_runtime::server::Server;
 
     /// Rounds of the hash loop per workload size.
     const SIZES: [u64; 5] = [1_000, 100_000, 400_000, 1_600_000, 6_400_000];
@@ -53,20 +53,20 @@ mod imp {
             },
             ..FunctionSpec::new(
                 FunctionId::try_from("work").map_err(anyhow::Error::msg)?,
-                ComponentSource::Embedded(crate::examples::WORK),
+                ComponentSource::Embedded(gust_runtime::examples::WORK),
             )
         };
         let route = "/work".parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let spec = AppSpec::new(vec![function], vec![(route, None, 0)])?;
         let (tx, rx) = std::sync::mpsc::channel::<InvocationRecord>();
         let tx = std::sync::Mutex::new(tx);
-        let cache = crate::cache::CacheLocation::Default;
+        let cache = gust_runtime::cache::CacheLocation::Default;
         let app = App::load(&engine, spec, &cache)?.on_invocation(move |r| {
             if let Ok(tx) = tx.lock() {
                 let _ = tx.send(r.clone());
             }
         })?;
-        let server = Server::new(app, crate::manifest::ServerSettings::default());
+        let server = Server::new(app, gust_runtime::manifest::ServerSettings::default());
 
         println!("gust calibrate: `work` example, {runs} runs per size, median wall time");
         println!(

@@ -1,10 +1,14 @@
-//! The `gust` binary.
+//! The `gust` binary: a command line over gust-runtime's public API, as
+//! any embedder would write it.
+
+mod calibrate;
+mod cli;
 
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let cli = gust_runtime::cli::Cli::parse();
+    let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env()
