@@ -19,11 +19,9 @@ use http_body::Body;
 use http_body_util::BodyExt as _;
 use wasmtime::Store;
 use wasmtime::component::{InstancePre, Resource};
-use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
-use wasmtime_wasi_http::p2::bindings::ProxyPre as P2Pre;
+use wasmtime_wasi_http::handler::Proxy;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
-use wasmtime_wasi_http::p3::bindings::ServicePre as P3Pre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpView};
 
 use crate::host::HostState;
@@ -72,14 +70,6 @@ impl Kind {
         Kind::P2
     }
 
-    /// The kind of a pre-instantiated component.
-    pub(crate) fn of_pre(pre: &ProxyPre<HostState>) -> Kind {
-        match pre {
-            ProxyPre::P2(_) => Kind::P2,
-            ProxyPre::P3(_) => Kind::P3,
-        }
-    }
-
     /// How logs and docs name it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,23 +79,50 @@ impl Kind {
     }
 }
 
-/// Type-checks a linked component as a p3 service, else as a p2 proxy.
-pub(crate) fn typecheck(pre: InstancePre<HostState>) -> anyhow::Result<ProxyPre<HostState>> {
-    if let Ok(p3) = P3Pre::new(pre.clone()) {
-        return Ok(ProxyPre::P3(p3));
-    }
-    P2Pre::new(pre).map(ProxyPre::P2).map_err(|e| {
-        anyhow::anyhow!(
-            "it exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x: {e}"
-        )
-    })
+/// The `wasi:http` exports of a linked component, found once when it is
+/// type-checked: a p3 service, else a p2 proxy. The invocation core
+/// instantiates the component without knowing what it exports; the HTTP
+/// trigger turns the instance into the handler it calls with [`load`].
+///
+/// [`load`]: HttpExports::load
+pub(crate) enum HttpExports {
+    P2(wasmtime_wasi_http::p2::bindings::ProxyIndices),
+    P3(wasmtime_wasi_http::p3::bindings::ServiceIndices),
 }
 
-/// The engine a pre-instantiated component belongs to.
-pub(crate) fn engine_of(pre: &ProxyPre<HostState>) -> &wasmtime::Engine {
-    match pre {
-        ProxyPre::P2(pre) => pre.engine(),
-        ProxyPre::P3(pre) => pre.engine(),
+impl HttpExports {
+    /// Type-checks a linked component as a p3 service, else as a p2 proxy.
+    pub(crate) fn new(pre: &InstancePre<HostState>) -> anyhow::Result<HttpExports> {
+        if let Ok(p3) = wasmtime_wasi_http::p3::bindings::ServiceIndices::new(pre) {
+            return Ok(HttpExports::P3(p3));
+        }
+        wasmtime_wasi_http::p2::bindings::ProxyIndices::new(pre)
+            .map(HttpExports::P2)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "it exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x: {e}"
+                )
+            })
+    }
+
+    /// Which `wasi:http` the component exports.
+    pub(crate) fn kind(&self) -> Kind {
+        match self {
+            HttpExports::P2(_) => Kind::P2,
+            HttpExports::P3(_) => Kind::P3,
+        }
+    }
+
+    /// The handler of `instance`, an instance of the type-checked component.
+    pub(crate) fn load(
+        &self,
+        store: &mut Store<HostState>,
+        instance: &wasmtime::component::Instance,
+    ) -> wasmtime::Result<Proxy> {
+        Ok(match self {
+            HttpExports::P2(indices) => Proxy::P2(indices.load(store, instance)?),
+            HttpExports::P3(indices) => Proxy::P3(indices.load(store, instance)?),
+        })
     }
 }
 

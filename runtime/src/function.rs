@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use wasmtime::component::{Component, Linker};
-use wasmtime_wasi_http::handler::ProxyPre;
+use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::admission::Admission;
 use crate::billing::Prices;
@@ -29,7 +28,9 @@ pub struct Function {
     pub(crate) prices: Arc<Prices>,
     pub(crate) quota: Option<Arc<Quota>>,
     /// Shared with the invocation tasks.
-    pub(crate) pre: Arc<ProxyPre<HostState>>,
+    pub(crate) pre: Arc<InstancePre<HostState>>,
+    /// Its `wasi:http` exports, for the HTTP trigger.
+    pub(crate) http: Arc<crate::call::HttpExports>,
     pub(crate) admission: Admission,
     /// The engine's turns of executing guests.
     pub(crate) gate: Arc<Gate>,
@@ -61,9 +62,10 @@ impl Function {
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
             .with_context(|| format!("linking `{}` against the host", spec.id))?;
-        let pre = crate::call::typecheck(pre)
+        let http = crate::call::HttpExports::new(&pre)
             .map(Arc::new)
             .with_context(|| format!("`{}` is not a wasi:http component", spec.id))?;
+        let pre = Arc::new(pre);
         Ok(Function {
             id: spec.id.clone(),
             app: app.clone(),
@@ -71,6 +73,7 @@ impl Function {
             prices: Arc::new(spec.prices.clone()),
             quota: spec.quota.map(|q| Arc::new(Quota::new(q))),
             pre,
+            http,
             admission: Admission::new(&spec.limits),
             gate: engine.gate().clone(),
             fuel: engine.is_metering_fuel(),
@@ -88,7 +91,7 @@ impl Function {
 
     /// Which `wasi:http` the function's component exports.
     pub fn kind(&self) -> Kind {
-        Kind::of_pre(&self.pre)
+        self.http.kind()
     }
 
     /// The function's limits.

@@ -17,9 +17,12 @@
 //!    of HTTP: quota and admission, a fresh or reused store with its fuel,
 //!    deadline and time slices, the guest task under the gate, cancellation
 //!    and shutdown, and the usage record (`exec::Completion`, which a
-//!    trigger completes through `exec::TriggerEnd`). A timer or queue
-//!    trigger would be another user of `Function::prepare` and
-//!    `Prepared::spawn`.
+//!    trigger completes through `exec::TriggerEnd`). The core instantiates
+//!    the component without knowing its exports. Adding a trigger (a timer,
+//!    a queue consumer) is a module that calls `Function::prepare`, makes
+//!    the record with `Prepared::completion` and its own `TriggerEnd`, and
+//!    `Prepared::spawn`s a call that finds its export in the `Instance`;
+//!    the core does not change.
 //! 5. [`router`]: the route table (no wasmtime inside).
 //! 6. [`server`]: the HTTP trigger: hyper, routing to functions, the
 //!    `wasi:http` call (`server::invoke`: request, response head, the

@@ -21,7 +21,6 @@
 use std::sync::Mutex;
 
 use wasmtime::Store;
-use wasmtime_wasi_http::handler::Proxy;
 
 use crate::host::HostState;
 use crate::manifest::Limits;
@@ -33,7 +32,7 @@ pub(crate) const MAX_IDLE_RESOURCES: usize = 64;
 /// An instance that has served requests and may serve another.
 pub(crate) struct Warm {
     pub(crate) store: Store<HostState>,
-    pub(crate) proxy: Proxy,
+    pub(crate) instance: wasmtime::component::Instance,
     /// Requests served so far.
     pub(crate) uses: u32,
 }

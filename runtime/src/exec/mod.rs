@@ -11,9 +11,10 @@
 //! into the usage record ([`Completion`]), and a cleanly finished instance
 //! may be kept for reuse.
 //!
-//! Today every function is a `wasi:http` component, so the instance a
-//! trigger gets is a `Proxy`; a trigger calling another export (a timer, a
-//! queue consumer) would take the component's `InstancePre` instead.
+//! The core instantiates the function's pre-instantiated component without
+//! knowing what it exports: the trigger's call gets the `Instance` and
+//! finds its own export in it (the HTTP trigger: `wasi:http`'s handler, via
+//! `call::HttpExports`; a timer or a queue consumer would look up theirs).
 
 pub(crate) mod completion;
 pub(crate) mod tracked;
@@ -27,8 +28,8 @@ use std::time::{Instant, SystemTime};
 
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use wasmtime::component::Instance;
 use wasmtime::{AsContext as _, CallHook, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
-use wasmtime_wasi_http::handler::Proxy;
 
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -60,7 +61,7 @@ pub(crate) enum NotStarted {
 pub(crate) struct Prepared {
     pub(crate) store: Store<HostState>,
     /// The idle instance taken for reuse, if any.
-    proxy: Option<Proxy>,
+    instance: Option<Instance>,
     /// Requests the reused instance served before.
     uses: u32,
     slot: OwnedSemaphorePermit,
@@ -79,7 +80,7 @@ pub(crate) type Ended = (Outcome, String);
 pub(crate) type GuestCall = Box<
     dyn for<'a> FnOnce(
             &'a mut Store<HostState>,
-            &'a Proxy,
+            &'a Instance,
         ) -> Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send + 'a>>
         + Send,
 >;
@@ -90,7 +91,7 @@ pub(crate) fn guest_call<F>(call: F) -> GuestCall
 where
     F: for<'a> FnOnce(
             &'a mut Store<HostState>,
-            &'a Proxy,
+            &'a Instance,
         ) -> Pin<Box<dyn Future<Output = wasmtime::Result<()>> + Send + 'a>>
         + Send
         + 'static,
@@ -127,18 +128,18 @@ impl Function {
 
         // A fresh store, or an idle instance when the function opted into
         // reuse and one is free.
-        let (mut store, proxy, uses) = match self.warm.as_deref().and_then(|w| w.take()) {
+        let (mut store, instance, uses) = match self.warm.as_deref().and_then(|w| w.take()) {
             Some(Warm {
                 mut store,
-                proxy,
+                instance,
                 uses,
             }) => {
                 store.data_mut().begin(io);
-                (store, Some(proxy), uses)
+                (store, Some(instance), uses)
             }
             None => {
                 let mut store = Store::new(
-                    crate::call::engine_of(&self.pre),
+                    self.pre.component().engine(),
                     HostState::new(io, &self.limits, self.caps.instance(&self.id)),
                 );
                 store.limiter(|state| &mut state.limiter);
@@ -224,7 +225,7 @@ impl Function {
 
         Ok(Prepared {
             store,
-            proxy,
+            instance,
             uses,
             slot,
             reservation,
@@ -291,7 +292,7 @@ impl Prepared {
     ) -> JoinHandle<Ended> {
         let Prepared {
             mut store,
-            proxy,
+            instance,
             uses,
             slot,
             started,
@@ -305,12 +306,12 @@ impl Prepared {
         let pool = function.warm.clone();
         tokio::spawn(async move {
             let run = async {
-                let proxy = match proxy {
-                    Some(proxy) => proxy,
+                let instance = match instance {
+                    Some(instance) => instance,
                     None => pre.instantiate_async(&mut store).await?,
                 };
-                call(&mut store, &proxy).await?;
-                wasmtime::Result::Ok(proxy)
+                call(&mut store, &instance).await?;
+                wasmtime::Result::Ok(instance)
             };
             let result = tokio::select! {
                 result = tokio::time::timeout_at(deadline.into(), gate::gated(&gate, run)) => Some(result),
@@ -330,8 +331,8 @@ impl Prepared {
             let peak = (state.limiter.peak as u64).saturating_add(host_peak as u64);
             let refused = state.limiter.refused;
             // The instance is only kept (for reuse) when the call ended cleanly.
-            let (outcome, mut detail, proxy) = match result {
-                Some(Ok(Ok(proxy))) => (Outcome::Ok, String::new(), Some(proxy)),
+            let (outcome, mut detail, instance) = match result {
+                Some(Ok(Ok(instance))) => (Outcome::Ok, String::new(), Some(instance)),
                 Some(Ok(Err(error))) => (classify(&error), format!("{error:?}"), None),
                 Some(Err(_)) => (Outcome::Timeout, DeadlineExceeded.to_string(), None),
                 None => (Outcome::ClientGone, "the client went away".to_owned(), None),
@@ -342,8 +343,8 @@ impl Prepared {
             if outcome != Outcome::Ok {
                 completion.guest_failed();
             }
-            let output = match (pool, proxy) {
-                (Some(pool), Some(proxy))
+            let output = match (pool, instance) {
+                (Some(pool), Some(instance))
                     if outcome == Outcome::Ok && completion.trigger.answered() =>
                 {
                     let output = store.data_mut().caps.output.split_off();
@@ -351,7 +352,7 @@ impl Prepared {
                     pool.give_back(
                         Warm {
                             store,
-                            proxy,
+                            instance,
                             uses: uses + 1,
                         },
                         move || trigger.released(),

@@ -22,7 +22,7 @@ use wasmtime_wasi_http::WasiBody;
 
 use super::body::BodyStatus;
 use crate::admission::Refused;
-use crate::call::{Call, Kind};
+use crate::call::Call;
 use crate::exec::{Completion, NotStarted, TriggerEnd};
 use crate::function::Function;
 use crate::host::IoMeter;
@@ -170,20 +170,21 @@ impl Function {
             seen.status.store(code, Ordering::Relaxed);
             let _ = tx.send(answer);
         });
-        let call = match Call::new(
-            Kind::of_pre(&self.pre),
-            &mut prepared.store,
-            request,
-            respond,
-        ) {
+        let call = match Call::new(self.http.kind(), &mut prepared.store, request, respond) {
             Ok(call) => call,
             Err(e) => return Invoked::BadRequest(e),
         };
         let cancel = completion.cancel.clone();
+        let exports = self.http.clone();
         let task = prepared.spawn(
             self,
             completion.clone(),
-            crate::exec::guest_call(move |store, proxy| Box::pin(call.run(store, proxy))),
+            crate::exec::guest_call(move |store, instance| {
+                Box::pin(async move {
+                    let handler = exports.load(store, instance)?;
+                    call.run(store, &handler).await
+                })
+            }),
         );
 
         // Until the response head is returned, dropping this future means
