@@ -1,5 +1,8 @@
 //! Billing: usage records, host fuel, costs, the ledger, quotas, the admin
 //! endpoint.
+//!
+//! (Long: records, prices, quotas and the ledger are one flow, tested
+//! end to end.)
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

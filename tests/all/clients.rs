@@ -2,6 +2,9 @@
 //! oversized heads, clients that leave, HTTP/2 rapid reset, thousands of
 //! idle connections, idle keep-alive connections and a connection limit.
 //! After each attack the server still answers `GET /hello`.
+//!
+//! (Long: one short test per client misbehaviour the server must
+//! survive; split by protocol, the shared raw-socket setups would scatter.)
 
 use std::net::SocketAddr;
 use std::sync::Arc;
