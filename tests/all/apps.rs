@@ -85,3 +85,26 @@ async fn a_server_without_an_app_answers_404() {
     assert!(server.apps.remove(&id).is_some());
     assert_eq!(server.get("/x").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_sink_added_while_serving_gets_the_records_that_follow() {
+    let server = TestServer::start(V1).await;
+    assert_eq!(server.get("/x").await.status, StatusCode::OK);
+    let id = server.apps.ids().pop().expect("one app");
+    let app = server.apps.get(&id).expect("the app");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    // The app is shared (the server holds it): adding a sink still works.
+    app.on_invocation(move |r| sink.lock().unwrap().push(r.request_id.clone()))
+        .expect("adding a sink to a shared app");
+    let reply = server.get("/x").await;
+    let id = reply.request_id();
+    // Records are handed out once the guest and its body are done.
+    for _ in 0..500 {
+        if !seen.lock().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(*seen.lock().unwrap(), vec![id]);
+}

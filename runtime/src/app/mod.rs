@@ -34,7 +34,9 @@ struct Inner {
     id: FunctionId,
     functions: Vec<Function>,
     router: Router<RouteTarget>,
-    sinks: Arc<[RecordSink]>,
+    /// Replaced whole when a sink is added, so a request takes a snapshot
+    /// with one read lock and no copy.
+    sinks: std::sync::RwLock<Arc<[RecordSink]>>,
     report: LoadReport,
 }
 
@@ -318,7 +320,7 @@ impl App {
                 id: spec.name.clone(),
                 functions,
                 router: route_targets(&spec.router)?,
-                sinks: Arc::new([]),
+                sinks: std::sync::RwLock::new(Arc::new([])),
                 report,
             }),
         })
@@ -337,21 +339,20 @@ impl App {
     }
 
     /// Sends every invocation's usage record to `sink` (billing, metrics,
-    /// tests), in addition to the log line; may be called several times.
-    /// Call before serving.
+    /// tests), in addition to the log line; may be called several times,
+    /// also while the app is serving (invocations that start afterwards
+    /// use it). Every clone of the app shares its sinks.
     pub fn on_invocation(
         self,
         sink: impl Fn(&InvocationRecord) + Send + Sync + 'static,
     ) -> anyhow::Result<App> {
-        let mut inner = Arc::try_unwrap(self.inner).map_err(|_| {
-            anyhow::anyhow!("on_invocation must be called before the app is shared")
-        })?;
-        let mut sinks = inner.sinks.to_vec();
-        sinks.push(Arc::new(sink));
-        inner.sinks = sinks.into();
-        Ok(App {
-            inner: Arc::new(inner),
-        })
+        {
+            let mut sinks = self.inner.sinks.write().unwrap_or_else(|e| e.into_inner());
+            let mut more = sinks.to_vec();
+            more.push(Arc::new(sink));
+            *sinks = more.into();
+        }
+        Ok(self)
     }
 
     /// The functions, in the spec's order (route targets index into it).
@@ -365,6 +366,10 @@ impl App {
     }
 
     pub(crate) fn sinks(&self) -> Arc<[RecordSink]> {
-        self.inner.sinks.clone()
+        self.inner
+            .sinks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
