@@ -73,7 +73,6 @@ pub use app::{App, Apps};
 pub use call::Kind;
 pub use engine::{EngineConfig, GustEngine};
 pub use function::Function;
-pub use host::HostState;
 pub use manifest::{AppSpec, Config, Manifest, ManifestError, RuntimeSpec};
 pub use metering::{InvocationRecord, Outcome};
 pub use server::Server;

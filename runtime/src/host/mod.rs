@@ -24,7 +24,7 @@ use work::{CountingRng, HostMemoryExceeded, HostWork};
 /// nothing a guest does can leak into another request, unless its function
 /// opted into instance reuse (see `reuse`), where `HostState::begin`
 /// resets what belongs to one request.
-pub struct HostState {
+pub(crate) struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
