@@ -205,9 +205,11 @@ async fn hello_next_to(server: &TestServer, paths: &'static [&'static str]) -> V
     took
 }
 
-fn median(mut samples: Vec<Duration>) -> Duration {
+/// The `q` quantile of `samples` (0.5: the median).
+fn quantile(mut samples: Vec<Duration>, q: f64) -> Duration {
     samples.sort();
-    samples[samples.len() / 2]
+    let at = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[at]
 }
 
 /// On the runtime `gust serve` uses, with two workers (as in CI).
@@ -243,18 +245,27 @@ fn host_call_heavy_guests_slow_neighbours_no_more_than_spinning_ones() {
                 .await,
             );
         }
-        (median(spinning), median(churning))
+        (spinning, churning)
     });
-    eprintln!(
-        "/hello median: {spinning:?} next to spinning guests, {churning:?} next to host-call-heavy ones"
+    let (spin_p50, churn_p50) = (
+        quantile(spinning.clone(), 0.5),
+        quantile(churning.clone(), 0.5),
     );
-    // Compared within this run, no absolute time, and a generous factor for
-    // a noisy machine: before, `/hello`'s median next to such guests was
-    // 0.35-1.5 s (and ~40 ms against ~5 ms with host work charged but no
-    // host-work yields and tokio's default event interval); now it is
-    // within a few times that next to spinning guests.
+    let (spin_p90, churn_p90) = (quantile(spinning, 0.9), quantile(churning, 0.9));
+    eprintln!(
+        "/hello p50 {churn_p50:?}, p90 {churn_p90:?} next to host-call-heavy guests; \
+         p50 {spin_p50:?}, p90 {spin_p90:?} next to spinning ones"
+    );
+    // Compared within this run, no absolute time, with a generous factor
+    // for a noisy machine. The p90, because a host call that holds a worker
+    // delays only the requests that land on that worker: before
+    // `max_random_size`, one 64 MiB `get-random-bytes` held it ~0.2 s and
+    // `/hello`'s p90 next to these guests was 540-630 ms against ~4 ms next
+    // to spinning ones (release build), while its median moved less; with
+    // host-work yields and gust's event interval it is within a few times
+    // the spinning guests' p90.
     assert!(
-        churning <= spinning * 10 + Duration::from_millis(10),
-        "/hello median {churning:?} next to host-call-heavy guests, {spinning:?} next to spinning ones"
+        churn_p90 <= spin_p90 * 5 + Duration::from_millis(10),
+        "/hello p90 {churn_p90:?} next to host-call-heavy guests, {spin_p90:?} next to spinning ones"
     );
 }
