@@ -32,6 +32,7 @@
 //! ```
 
 mod model;
+mod runtime;
 mod spec;
 
 pub(crate) use model::duration;
@@ -39,10 +40,8 @@ pub use model::{
     AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
     QuotaDecl, RouteDecl, ServerDecl,
 };
-pub use spec::{
-    AppSpec, ComponentSource, Config, EngineSettings, FunctionSpec, LedgerLocation, LedgerSettings,
-    Limits, RuntimeSpec, ServerSettings,
-};
+pub use runtime::{EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings};
+pub use spec::{AppSpec, ComponentSource, Config, FunctionSpec, Limits};
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -125,6 +124,18 @@ fn resolve(base: &Path, path: &Path) -> PathBuf {
         path.to_path_buf()
     } else {
         base.join(path)
+    }
+}
+
+/// Every problem a validation finds, collected to be reported at once.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            field: field.into(),
+            message: message.into(),
+        });
     }
 }
 
