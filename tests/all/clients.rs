@@ -76,18 +76,6 @@ fn percentiles(mut latencies: Vec<Duration>) -> (Duration, Duration) {
     (latencies[n / 2], latencies[(n * 99 / 100).min(n - 1)])
 }
 
-/// `n` sequential `GET /hello` on fresh connections, all 200: latencies.
-async fn hello_latencies(server: &TestServer, n: usize) -> Vec<Duration> {
-    let mut latencies = Vec::with_capacity(n);
-    for _ in 0..n {
-        let started = Instant::now();
-        let reply = server.get("/hello").await;
-        latencies.push(started.elapsed());
-        assert_eq!(reply.status, StatusCode::OK);
-    }
-    latencies
-}
-
 // 1. Slowloris.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -945,7 +933,7 @@ async fn five_thousand_idle_connections_do_not_stop_requests() {
         return;
     }
     let server = TestServer::start(manifest("")).await;
-    let before = hello_latencies(&server, 50).await;
+    let before = server.hello_latencies(Duration::ZERO, 50).await;
 
     let opening = Instant::now();
     let mut idle = Vec::with_capacity(IDLE);
@@ -955,7 +943,7 @@ async fn five_thousand_idle_connections_do_not_stop_requests() {
     eprintln!("idle connections: {IDLE} opened in {:?}", opening.elapsed());
     // Let the server accept them all.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let during = hello_latencies(&server, 50).await;
+    let during = server.hello_latencies(Duration::ZERO, 50).await;
 
     let (p50, p99) = percentiles(before);
     eprintln!("idle connections: without: p50 {p50:?} p99 {p99:?}");
@@ -977,7 +965,7 @@ async fn five_thousand_idle_connections_do_not_stop_requests() {
     );
     drop(idle);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let after = hello_latencies(&server, 10).await;
+    let after = server.hello_latencies(Duration::ZERO, 10).await;
     let (p50, _) = percentiles(after);
     eprintln!("idle connections: after closing them: p50 {p50:?}");
 }

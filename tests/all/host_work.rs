@@ -3,7 +3,7 @@
 //! holds is capped and counted; and neighbours are not slowed by it more
 //! than by a guest spinning in Wasm.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gust_runtime::metering::{
@@ -165,18 +165,6 @@ async fn host_memory_is_capped_and_counted() {
     assert_eq!(server.get("/hello").await.status, StatusCode::OK);
 }
 
-/// Latencies of `n` sequential `/hello` requests.
-async fn hello_latencies(server: &TestServer, n: usize) -> Vec<Duration> {
-    let mut took = Vec::with_capacity(n);
-    for _ in 0..n {
-        let started = Instant::now();
-        assert_eq!(server.get("/hello").await.status, StatusCode::OK);
-        took.push(started.elapsed());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    took
-}
-
 /// Runs four client loops sending `paths` in turn and measures `/hello`
 /// next to them.
 async fn hello_next_to(server: &TestServer, paths: &'static [&'static str]) -> Vec<Duration> {
@@ -197,7 +185,7 @@ async fn hello_next_to(server: &TestServer, paths: &'static [&'static str]) -> V
     }
     // Let every loop get its guest running first.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let took = hello_latencies(server, 15).await;
+    let took = server.hello_latencies(Duration::from_millis(10), 15).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for l in loops {
         let _ = l.await;

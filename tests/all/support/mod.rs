@@ -180,6 +180,21 @@ impl TestServer {
             .expect("request failed")
     }
 
+    /// Latencies of `n` sequential `GET /hello` requests (each must answer
+    /// 200), with `pause` between them.
+    pub async fn hello_latencies(&self, pause: Duration, n: usize) -> Vec<Duration> {
+        let mut took = Vec::with_capacity(n);
+        for _ in 0..n {
+            let started = std::time::Instant::now();
+            assert_eq!(self.get("/hello").await.status, StatusCode::OK);
+            took.push(started.elapsed());
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        took
+    }
+
     /// Forgets the usage records collected so far.
     pub fn clear_records(&self) {
         self.records.lock().unwrap().clear();
