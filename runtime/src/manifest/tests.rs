@@ -171,6 +171,8 @@ component = "hello.wasm"
 memory = 1073741824
 table_elements = 1000000
 resources = 0
+host_memory = 0
+max_random_size = 0
 reuse = 0
 [[routes]]
 path = "/"
