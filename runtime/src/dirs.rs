@@ -10,3 +10,9 @@ pub(crate) fn gust_dir(var: &str, home_relative: &str) -> Option<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_relative)))
         .map(|base| base.join("gust"))
 }
+
+/// gust's data directory: `$XDG_DATA_HOME/gust`, else
+/// `$HOME/.local/share/gust`, else `gust-data` in the working directory.
+pub(crate) fn data_dir() -> PathBuf {
+    gust_dir("XDG_DATA_HOME", ".local/share").unwrap_or_else(|| PathBuf::from("gust-data"))
+}

@@ -105,6 +105,21 @@ pub const BODY_FRAME_FUEL: u64 = 15_000;
 /// table to measure the memory it holds (~5 ns an entry).
 pub const SCAN_ENTRY_FUEL: u64 = 50;
 
+/// Fuel charged per key-value operation (`get`, `set`, `increment`, one
+/// key of a batch, ...), beside [`body_fuel`] of the key and value bytes.
+/// (Provisional; the key-value benchmark measures it.)
+pub const KV_OP_FUEL: u64 = 20_000;
+
+/// Fuel charged per blob storage operation (open, write, read, list,
+/// delete), beside [`body_fuel`] of the bytes moved. (Provisional; the blob
+/// benchmark measures it.)
+pub const BLOB_OP_FUEL: u64 = 50_000;
+
+/// Fuel charged per outbound HTTP request (or in-process call to another
+/// function), beside [`body_fuel`] of the bytes sent and received.
+/// (Provisional; the composition benchmark measures it.)
+pub const OUTBOUND_REQUEST_FUEL: u64 = 100_000;
+
 /// The fuel charged for moving `bytes` of body.
 pub fn body_fuel(bytes: u64) -> u64 {
     bytes.div_ceil(BODY_BYTES_PER_FUEL)

@@ -419,7 +419,7 @@ fn in_process(
 
     let faults = minor_faults();
     let deployed = Instant::now();
-    let app = App::load(engine, spec.app, &spec.runtime.cache)?;
+    let app = App::load_with(engine, spec.app, &spec.runtime)?;
     let load = deployed.elapsed();
     let load_faults = minor_faults() - faults;
     let report = app.load_report().clone();

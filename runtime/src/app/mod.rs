@@ -16,13 +16,24 @@ use crate::engine::GustEngine;
 use crate::function::Function;
 use crate::headers;
 use crate::host::capability::AppCaps;
-use crate::manifest::{AppSpec, FunctionId};
+use crate::manifest::{AppSpec, FunctionId, RuntimeSpec};
 
 mod registry;
 use crate::metering::{InvocationRecord, RecordSink};
 use crate::router::{Router, Segment};
 use http::{HeaderName, HeaderValue};
 pub use registry::Apps;
+
+/// An [`App`] that may have been dropped.
+#[derive(Clone)]
+pub(crate) struct WeakApp(std::sync::Weak<Inner>);
+
+impl WeakApp {
+    /// The app, unless it was dropped.
+    pub(crate) fn upgrade(&self) -> Option<App> {
+        self.0.upgrade().map(|inner| App { inner })
+    }
+}
 
 /// Functions ready to serve, plus their routes. Cheap to clone.
 #[derive(Clone)]
@@ -224,9 +235,29 @@ impl App {
     /// happen before a request arrives happens here: components with
     /// identical bytes are compiled once, distinct ones in parallel on
     /// every core.
+    ///
+    /// Capabilities get the operator's default settings (embedded stores
+    /// and containers under gust's data directory, no secrets); see
+    /// [`App::load_with`].
     pub fn load(engine: &GustEngine, spec: AppSpec, cache: &CacheLocation) -> anyhow::Result<App> {
+        let runtime = RuntimeSpec {
+            cache: cache.clone(),
+            ..RuntimeSpec::default()
+        };
+        App::load_with(engine, spec, &runtime)
+    }
+
+    /// [`App::load`] with the operator's settings: the compile cache and
+    /// the capabilities' backends, limits and secrets.
+    pub fn load_with(
+        engine: &GustEngine,
+        spec: AppSpec,
+        runtime: &RuntimeSpec,
+    ) -> anyhow::Result<App> {
         let started = Instant::now();
-        let problems = crate::host::capability::validate(&spec);
+        let cache = &runtime.cache;
+        let settings = &runtime.capabilities;
+        let problems = crate::host::capability::validate(&spec, settings);
         if !problems.is_empty() {
             let list: Vec<String> = problems
                 .iter()
@@ -273,7 +304,9 @@ impl App {
                 components[i] = Some((component.clone(), job.kind));
             }
         }
-        let caps = Arc::new(AppCaps::open(&spec).context("opening the app's capabilities")?);
+        let caps = Arc::new(
+            AppCaps::open(&spec, settings).context("opening the app's capabilities")?,
+        );
         let functions = spec
             .functions
             .iter()
@@ -315,7 +348,7 @@ impl App {
             elapsed_ms = report.elapsed.as_millis() as u64,
             "app loaded"
         );
-        Ok(App {
+        let app = App {
             inner: Arc::new(Inner {
                 id: spec.name.clone(),
                 functions,
@@ -323,7 +356,16 @@ impl App {
                 sinks: std::sync::RwLock::new(Arc::new([])),
                 report,
             }),
-        })
+        };
+        // In-process composition calls the app's own functions.
+        caps.outbound_http.bind(app.downgrade());
+        Ok(app)
+    }
+
+    /// A handle that does not keep the app alive (capabilities hold one:
+    /// the app holds them).
+    pub(crate) fn downgrade(&self) -> WeakApp {
+        WeakApp(Arc::downgrade(&self.inner))
     }
 
     /// The app's id (the manifest's `name`), recorded with every

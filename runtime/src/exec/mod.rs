@@ -250,6 +250,7 @@ impl Prepared {
         trigger: Arc<dyn TriggerEnd>,
     ) -> Arc<Completion> {
         let io = self.store.data().io.clone();
+        self.store.data_mut().request_id.clone_from(&request_id);
         Arc::new(Completion {
             record: Mutex::new(InvocationRecord {
                 app: function.app.clone(),

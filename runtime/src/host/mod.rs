@@ -2,6 +2,7 @@
 //! host work it is charged for (`work`) and the capabilities it holds
 //! (`capability`).
 
+pub(crate) mod bindings;
 pub(crate) mod capability;
 pub(crate) mod work;
 
@@ -27,7 +28,11 @@ use work::{CountingRng, HostMemoryExceeded, HostWork};
 pub(crate) struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    table: ResourceTable,
+    /// Host resources the guest holds (capabilities keep theirs here too).
+    pub(crate) table: ResourceTable,
+    /// The invocation's request id, for capabilities' log lines (set when
+    /// the trigger knows it).
+    pub(crate) request_id: String,
     pub(crate) limiter: StoreLimiter,
     pub(crate) io: Arc<IoMeter>,
     /// Host calls, randomness and host memory (see `host_work`).
@@ -170,6 +175,7 @@ impl HostState {
             http,
             table,
             limiter: StoreLimiter::new(limits),
+            request_id: String::new(),
             io,
             work,
             ticks_run: 0,

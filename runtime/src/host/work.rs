@@ -68,6 +68,9 @@ pub(crate) struct HostWork {
     limit: usize,
     /// Bytes of randomness handed out, counted by [`CountingRng`].
     random_bytes: Arc<AtomicU64>,
+    /// Fuel charged by capabilities (key-value, blob, outbound HTTP) for
+    /// the backend work they did (see [`HostWork::charge`]).
+    charged: u64,
 }
 
 /// The guest held more host memory than its `host_memory` limit allows.
@@ -99,6 +102,7 @@ impl HostWork {
             peak: 0,
             limit,
             random_bytes: Arc::default(),
+            charged: 0,
         }
     }
 
@@ -115,6 +119,15 @@ impl HostWork {
         self.next_scan = 0;
         self.peak = self.held;
         self.random_bytes.store(0, Ordering::Relaxed);
+        self.charged = 0;
+    }
+
+    /// Charges `fuel` for host work a capability did for the guest (a
+    /// key-value operation, blob bytes, an outbound request; the rates are
+    /// in `metering`). Paid from the invocation's budget like every host
+    /// charge: checked at the next epoch tick.
+    pub(crate) fn charge(&mut self, fuel: u64) {
+        self.charged = self.charged.saturating_add(fuel);
     }
 
     /// Counts one call into the host; walks `table` when it is due and
@@ -186,6 +199,7 @@ impl HostWork {
             .saturating_mul(HOST_CALL_FUEL)
             .saturating_add(random)
             .saturating_add(self.scanned.saturating_mul(SCAN_ENTRY_FUEL))
+            .saturating_add(self.charged)
     }
 }
 

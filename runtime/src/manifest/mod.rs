@@ -31,6 +31,8 @@
 //! methods = ["GET", "DELETE"]
 //! ```
 
+mod backends;
+mod grants;
 mod model;
 mod runtime;
 mod spec;
@@ -40,6 +42,12 @@ pub use model::{
     AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
     QuotaDecl, RouteDecl, ServerDecl,
 };
+pub use backends::{
+    BlobDecl, BlobLimits, CapabilitySettings, ContainerBackend, ContainerDecl, DataDecl,
+    KeyValueDecl, KeyValueLimits, S3Settings, SecretDecl, SecretSource, StoreBackend, StoreDecl,
+    TemplatePart, parse_template, valid_name,
+};
+pub use grants::Grants;
 pub use runtime::{EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings};
 pub use spec::{AppSpec, ComponentSource, Config, FunctionSpec, Limits};
 

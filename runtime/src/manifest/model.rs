@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::backends::{BlobDecl, ContainerDecl, DataDecl, KeyValueDecl, SecretDecl, StoreDecl};
 use crate::billing::{Prices, PricesOverride};
 use crate::router::RoutePattern;
 
@@ -42,6 +43,24 @@ pub struct Manifest {
     /// Process-wide engine settings.
     #[serde(default)]
     pub engine: EngineDecl,
+    /// Where embedded stores and containers live.
+    #[serde(default)]
+    pub data: DataDecl,
+    /// Backends of key-value store names.
+    #[serde(default)]
+    pub key_value_store: BTreeMap<String, StoreDecl>,
+    /// Backends of blob container names.
+    #[serde(default)]
+    pub blob_container: BTreeMap<String, ContainerDecl>,
+    /// Limits of every key-value store.
+    #[serde(default)]
+    pub key_value: KeyValueDecl,
+    /// Limits of every blob container.
+    #[serde(default)]
+    pub blob: BlobDecl,
+    /// Where secrets come from.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretDecl>,
 }
 
 /// `[engine]`: settings of the one wasmtime engine, shared by every
@@ -166,6 +185,21 @@ macro_rules! limit_decls {
             pub quota: Option<QuotaDecl>,
             /// Replaces some of `[billing]`'s prices for this function.
             pub billing: Option<PricesOverride>,
+            /// Key-value stores it may open (see `grants`).
+            #[serde(default)]
+            pub key_value_stores: Vec<String>,
+            /// Blob containers it may open.
+            #[serde(default)]
+            pub blob_containers: Vec<String>,
+            /// Hosts it may send HTTP requests to.
+            #[serde(default)]
+            pub allowed_outbound_hosts: Vec<String>,
+            /// `wasi:config` values.
+            #[serde(default)]
+            pub config: BTreeMap<String, String>,
+            /// Environment variables.
+            #[serde(default)]
+            pub environment: BTreeMap<String, String>,
         }
 
         impl FunctionDecl {
@@ -207,6 +241,13 @@ limit_decls! {
     /// Requests one instance may serve before it is thrown away; 1 (the
     /// default) is a fresh instance for every request.
     reuse: u32,
+    /// Outbound HTTP requests one invocation may send.
+    outbound_requests: u32,
+    /// How long an outbound connection may take to open, e.g. `"5s"`.
+    #[serde(default, with = "humantime_serde")]
+    outbound_connect_timeout: Duration,
+    /// Largest outbound response body, in bytes.
+    outbound_response_size: u64,
 }
 
 /// One `[[routes]]` entry.

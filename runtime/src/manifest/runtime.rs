@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::model::{EngineDecl, LedgerDecl, ServerDecl};
+use super::backends::CapabilitySettings;
 use super::{Problems, resolve};
 use crate::cache::CacheLocation;
 
@@ -153,6 +154,8 @@ pub struct RuntimeSpec {
     pub admin: Option<SocketAddr>,
     /// Where compiled components are cached.
     pub cache: CacheLocation,
+    /// Backends, limits and secrets of the host capabilities.
+    pub capabilities: CapabilitySettings,
 }
 
 impl Default for RuntimeSpec {
@@ -163,6 +166,7 @@ impl Default for RuntimeSpec {
             ledger: LedgerSettings::default(),
             admin: None,
             cache: CacheLocation::Default,
+            capabilities: CapabilitySettings::default(),
         }
     }
 }

@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::backends::{BackendDecls, CapabilitySettings, capability_settings};
+use super::grants::{Grants, check_grants};
 use super::model::QuotaDecl;
 use super::model::{LimitsDecl, RouteDecl};
 use super::runtime::{
@@ -74,6 +76,14 @@ pub struct Limits {
     /// timeout, or client that went away. Idle instances are kept up to
     /// `concurrency`.
     pub reuse: u32,
+    /// Outbound HTTP requests (and in-process calls to other functions)
+    /// one invocation may send; past it, `HTTP-request-denied`. Default: 16.
+    pub outbound_requests: u32,
+    /// How long opening an outbound connection may take. Default: 5 s.
+    pub outbound_connect_timeout: Duration,
+    /// Largest outbound response body, in bytes; the body stream fails past
+    /// it. Default: 64 MiB.
+    pub outbound_response_size: u64,
 }
 
 impl Limits {
@@ -100,6 +110,13 @@ impl Limits {
         self.queue_timeout = decl.queue_timeout.unwrap_or(self.queue_timeout);
         self.max_response_size = decl.max_response_size.unwrap_or(self.max_response_size);
         self.reuse = decl.reuse.unwrap_or(self.reuse);
+        self.outbound_requests = decl.outbound_requests.unwrap_or(self.outbound_requests);
+        self.outbound_connect_timeout = decl
+            .outbound_connect_timeout
+            .unwrap_or(self.outbound_connect_timeout);
+        self.outbound_response_size = decl
+            .outbound_response_size
+            .unwrap_or(self.outbound_response_size);
         self
     }
 }
@@ -120,6 +137,9 @@ impl Default for Limits {
             queue_timeout: Duration::from_secs(1),
             max_response_size: 1 << 30,
             reuse: 1,
+            outbound_requests: 16,
+            outbound_connect_timeout: Duration::from_secs(5),
+            outbound_response_size: 64 << 20,
         }
     }
 }
@@ -156,6 +176,8 @@ pub struct FunctionSpec {
     pub prices: Prices,
     /// Its fuel quota, if any.
     pub quota: Option<QuotaDecl>,
+    /// What it may reach: stores, containers, hosts, config, environment.
+    pub grants: Grants,
 }
 
 impl FunctionSpec {
@@ -167,6 +189,7 @@ impl FunctionSpec {
             limits: Limits::default(),
             prices: Prices::default(),
             quota: None,
+            grants: Grants::default(),
         }
     }
 }
@@ -278,9 +301,11 @@ fn check_limits(problems: &mut Problems, field: &str, decl: &LimitsDecl) {
     positive("concurrency", decl.concurrency.map(u64::from));
     positive("max_response_size", decl.max_response_size);
     positive("reuse", decl.reuse.map(u64::from));
+    positive("outbound_response_size", decl.outbound_response_size);
     for (name, value) in [
         ("timeout", decl.timeout),
         ("queue_timeout", decl.queue_timeout),
+        ("outbound_connect_timeout", decl.outbound_connect_timeout),
     ] {
         if let Some(value) = value {
             if value.is_zero() {
@@ -329,7 +354,19 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
     let defaults = Limits::default().with(&m.defaults);
     check_against_engine(&mut problems, "defaults", &defaults, &engine);
     let ledger = ledger_settings(&m.ledger, base, &mut problems);
-    let functions = function_specs(&m, base, &defaults, &engine, &mut problems);
+    let capabilities = capability_settings(
+        BackendDecls {
+            data: &m.data,
+            stores: &m.key_value_store,
+            containers: &m.blob_container,
+            key_value: &m.key_value,
+            blob: &m.blob,
+            secrets: &m.secrets,
+        },
+        base,
+        &mut problems,
+    );
+    let functions = function_specs(&m, base, &defaults, &engine, &capabilities, &mut problems);
     let router = route_table(m.routes, &functions, &mut problems);
 
     if problems.0.is_empty() {
@@ -349,6 +386,7 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
                     (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
                     (_, None) => CacheLocation::Default,
                 },
+                capabilities,
             },
         })
     } else {
@@ -365,6 +403,7 @@ fn function_specs(
     base: &Path,
     defaults: &Limits,
     engine: &EngineSettings,
+    capabilities: &CapabilitySettings,
     problems: &mut Problems,
 ) -> Vec<FunctionSpec> {
     let prices = m.billing.clone().unwrap_or_default();
@@ -384,6 +423,14 @@ fn function_specs(
                 format!("component file not found: {}", path.display()),
             );
         }
+        let grants = Grants {
+            key_value_stores: decl.key_value_stores.clone(),
+            blob_containers: decl.blob_containers.clone(),
+            allowed_outbound_hosts: decl.allowed_outbound_hosts.clone(),
+            config: decl.config.clone(),
+            environment: decl.environment.clone(),
+        };
+        check_grants(problems, &field, &grants, capabilities);
         functions.push(FunctionSpec {
             id: id.clone(),
             source: ComponentSource::File(path),
@@ -393,6 +440,7 @@ fn function_specs(
                 .as_ref()
                 .map_or_else(|| prices.clone(), |o| prices.with_override(o)),
             quota: decl.quota,
+            grants,
         });
         if let Some(quota) = decl.quota {
             if quota.fuel == 0 {

@@ -130,7 +130,7 @@ impl TestServer {
         let spec = spec_in(dir.path(), manifest);
         let records = Arc::new(Mutex::new(Vec::new()));
         let sink = records.clone();
-        let mut app = App::load(engine, spec.app, &spec.runtime.cache)
+        let mut app = App::load_with(engine, spec.app, &spec.runtime)
             .unwrap()
             .on_invocation(move |r| sink.lock().unwrap().push(r.clone()))
             .unwrap();

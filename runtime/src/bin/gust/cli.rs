@@ -224,7 +224,7 @@ fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<
         let engine = GustEngine::new(&engine)?;
         let ledger = Ledger::open(&spec.runtime.ledger)?.map(Arc::new);
         let admin = spec.runtime.admin;
-        let mut app = App::load(&engine, spec.app, &spec.runtime.cache)?;
+        let mut app = App::load_with(&engine, spec.app, &spec.runtime)?;
         if let Some(ledger) = &ledger {
             app = app.on_invocation(ledger.sink())?;
         }

@@ -13,10 +13,17 @@
 //! in the manifest's function declaration, and one line in the
 //! `capabilities!` list below.
 //!
-//! Today's capabilities: the guest's stdout and stderr ([`output`]), and
-//! outbound HTTP ([`outbound_http`]), which no manifest can grant yet and so
-//! denies every request.
+//! The capabilities: the guest's stdout and stderr ([`output`]),
+//! `wasi:logging` ([`logging`]), `wasi:config` and the environment with
+//! secrets ([`config`]), `wasi:keyvalue` ([`key_value`]),
+//! `wasi:blobstore` ([`blob`]) and outbound HTTP with in-process
+//! composition ([`outbound_http`]). Nothing but the output streams is
+//! granted by default.
 
+pub(crate) mod blob;
+pub(crate) mod config;
+pub(crate) mod key_value;
+pub(crate) mod logging;
 pub(crate) mod outbound_http;
 pub(crate) mod output;
 
@@ -24,7 +31,7 @@ use wasmtime::component::Linker;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::host::HostState;
-use crate::manifest::{AppSpec, FunctionId};
+use crate::manifest::{AppSpec, CapabilitySettings, FunctionId};
 
 /// One host capability.
 pub(crate) trait Capability: 'static {
@@ -41,12 +48,19 @@ pub(crate) trait Capability: 'static {
         Ok(())
     }
 
-    /// Checks the app's configuration of this capability, without I/O, as
-    /// `(field, problem)` pairs: every problem at once.
-    fn validate(_app: &AppSpec, _problems: &mut Vec<(String, String)>) {}
+    /// Checks the app's configuration of this capability (the grants in
+    /// `app`, the operator's `settings`), without I/O, as `(field,
+    /// problem)` pairs: every problem at once.
+    fn validate(
+        _app: &AppSpec,
+        _settings: &CapabilitySettings,
+        _problems: &mut Vec<(String, String)>,
+    ) {
+    }
 
-    /// Opens what the app needs.
-    fn open(app: &AppSpec) -> anyhow::Result<Self::App>;
+    /// Opens what the app needs: backends of the stores and containers its
+    /// functions are granted, allow-lists, resolved secrets.
+    fn open(app: &AppSpec, settings: &CapabilitySettings) -> anyhow::Result<Self::App>;
 
     /// The state of a new instance of `function`. A function the capability
     /// was not granted to gets a state that denies.
@@ -81,17 +95,23 @@ macro_rules! capabilities {
         }
 
         /// Every capability's configuration problems in `app`.
-        pub(crate) fn validate(app: &AppSpec) -> Vec<(String, String)> {
+        pub(crate) fn validate(
+            app: &AppSpec,
+            settings: &CapabilitySettings,
+        ) -> Vec<(String, String)> {
             let mut problems = Vec::new();
-            $(<$cap as Capability>::validate(app, &mut problems);)*
+            $(<$cap as Capability>::validate(app, settings, &mut problems);)*
             problems
         }
 
         impl AppCaps {
             /// Opens every capability for `app`.
-            pub(crate) fn open(app: &AppSpec) -> anyhow::Result<AppCaps> {
+            pub(crate) fn open(
+                app: &AppSpec,
+                settings: &CapabilitySettings,
+            ) -> anyhow::Result<AppCaps> {
                 Ok(AppCaps {
-                    $($field: <$cap as Capability>::open(app)?,)*
+                    $($field: <$cap as Capability>::open(app, settings)?,)*
                 })
             }
 
@@ -119,5 +139,9 @@ macro_rules! capabilities {
 
 capabilities! {
     output: output::GuestOutputs,
+    logging: logging::Logging,
+    config: config::Config,
+    key_value: key_value::KeyValue,
+    blob: blob::Blob,
     outbound_http: outbound_http::OutboundHttp,
 }

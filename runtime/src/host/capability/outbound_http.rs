@@ -7,20 +7,35 @@
 use wasmtime_wasi_http::{WasiBody, WasiHttpHooks};
 
 use super::Capability;
-use crate::manifest::{AppSpec, FunctionId};
+use crate::manifest::{AppSpec, CapabilitySettings, FunctionId};
 
 /// The outbound HTTP capability.
 pub(crate) struct OutboundHttp;
 
+/// What the app's functions may send.
+pub(crate) struct AppPolicy {
+    /// The app itself, for in-process composition (set once it is built).
+    app: std::sync::OnceLock<crate::app::WeakApp>,
+}
+
+impl AppPolicy {
+    /// Remembers the app whose functions composition calls.
+    pub(crate) fn bind(&self, app: crate::app::WeakApp) {
+        let _ = self.app.set(app);
+    }
+}
+
 impl Capability for OutboundHttp {
-    type App = ();
+    type App = AppPolicy;
     type Instance = Policy;
 
-    fn open(_app: &AppSpec) -> anyhow::Result<()> {
-        Ok(())
+    fn open(_app: &AppSpec, _settings: &CapabilitySettings) -> anyhow::Result<AppPolicy> {
+        Ok(AppPolicy {
+            app: std::sync::OnceLock::new(),
+        })
     }
 
-    fn instance(_app: &(), _function: &FunctionId) -> Policy {
+    fn instance(_app: &AppPolicy, _function: &FunctionId) -> Policy {
         Policy::DenyAll
     }
 }

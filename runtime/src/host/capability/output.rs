@@ -41,7 +41,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::Capability;
-use crate::manifest::{AppSpec, FunctionId};
+use crate::manifest::{AppSpec, CapabilitySettings, FunctionId};
 
 /// The guest-output capability: every instance gets its own kept
 /// stdout and stderr (nothing to grant: a guest may always write them).
@@ -71,7 +71,7 @@ impl Capability for GuestOutputs {
     type App = ();
     type Instance = Streams;
 
-    fn open(_app: &AppSpec) -> anyhow::Result<()> {
+    fn open(_app: &AppSpec, _settings: &CapabilitySettings) -> anyhow::Result<()> {
         Ok(())
     }
 
