@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod manifest;
+pub mod servers;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -60,6 +61,11 @@ pub fn spec_in(dir: &std::path::Path, manifest: impl Into<String>) -> gust_runti
     let mut spec = Manifest::load(&path).unwrap_or_else(|e| panic!("{e}"));
     spec.runtime.server.listen = "127.0.0.1:0".parse().unwrap();
     spec.runtime.cache = gust_runtime::cache::CacheLocation::Dir(cache_dir().to_path_buf());
+    // Embedded stores and containers in the test's own directory, never
+    // the user's data directory.
+    if spec.runtime.capabilities.data_dir.is_none() {
+        spec.runtime.capabilities.data_dir = Some(dir.join("data"));
+    }
     spec
 }
 
