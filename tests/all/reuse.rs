@@ -8,9 +8,9 @@ use crate::support::{Reply, TestServer};
 
 const MANIFEST: &str = r#"
 [functions.fresh]
-component = "{COUNTER}"
+component = "{REUSE_COUNTER}"
 [functions.reused]
-component = "{COUNTER}"
+component = "{REUSE_COUNTER}"
 reuse = 3
 [functions.leak]
 component = "{LEAK_REQUEST}"
