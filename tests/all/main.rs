@@ -10,6 +10,7 @@ mod billing;
 mod cache;
 mod clients;
 mod concurrency;
+mod config;
 mod echo;
 mod failures;
 mod fuel;

@@ -257,14 +257,7 @@ impl App {
         let started = Instant::now();
         let cache = &runtime.cache;
         let settings = &runtime.capabilities;
-        let problems = crate::host::capability::validate(&spec, settings);
-        if !problems.is_empty() {
-            let list: Vec<String> = problems
-                .iter()
-                .map(|(field, problem)| format!("  - {field}: {problem}"))
-                .collect();
-            anyhow::bail!("invalid capability configuration:\n{}", list.join("\n"));
-        }
+        App::check_capabilities(&spec, runtime)?;
         let mut caches = Caches::new(engine, cache);
         tracing::info!(
             functions = spec.functions.len(),
@@ -304,9 +297,8 @@ impl App {
                 components[i] = Some((component.clone(), job.kind));
             }
         }
-        let caps = Arc::new(
-            AppCaps::open(&spec, settings).context("opening the app's capabilities")?,
-        );
+        let caps =
+            Arc::new(AppCaps::open(&spec, settings).context("opening the app's capabilities")?);
         let functions = spec
             .functions
             .iter()
@@ -360,6 +352,22 @@ impl App {
         // In-process composition calls the app's own functions.
         caps.outbound_http.bind(app.downgrade());
         Ok(app)
+    }
+
+    /// Checks what loading would check of the capabilities, without
+    /// compiling anything: each capability's configuration (allow-lists,
+    /// backends) and that every secret the app references resolves. Errors
+    /// name fields and secrets, never a secret's value.
+    pub fn check_capabilities(spec: &AppSpec, runtime: &RuntimeSpec) -> anyhow::Result<()> {
+        let problems = crate::host::capability::validate(spec, &runtime.capabilities);
+        if !problems.is_empty() {
+            let list: Vec<String> = problems
+                .iter()
+                .map(|(field, problem)| format!("  - {field}: {problem}"))
+                .collect();
+            anyhow::bail!("invalid capability configuration:\n{}", list.join("\n"));
+        }
+        crate::host::capability::config::check_secrets(spec, &runtime.capabilities)
     }
 
     /// A handle that does not keep the app alive (capabilities hold one:

@@ -180,8 +180,9 @@ impl SecretSource {
     /// Reads the secret's value now.
     pub fn read(&self) -> Result<String, String> {
         match self {
-            SecretSource::Env(var) => std::env::var(var)
-                .map_err(|_| format!("environment variable `{var}` is not set")),
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable `{var}` is not set"))
+            }
             SecretSource::File(path) => std::fs::read_to_string(path)
                 .map(|s| s.strip_suffix('\n').unwrap_or(&s).to_owned())
                 .map_err(|e| format!("reading {}: {e}", path.display())),
@@ -247,10 +248,7 @@ pub struct CapabilitySettings {
 impl CapabilitySettings {
     /// The data directory of `app`: `DATA/apps/APP`.
     pub fn app_dir(&self, app: &str) -> PathBuf {
-        let base = self
-            .data_dir
-            .clone()
-            .unwrap_or_else(crate::dirs::data_dir);
+        let base = self.data_dir.clone().unwrap_or_else(crate::dirs::data_dir);
         base.join("apps").join(app)
     }
 
@@ -266,11 +264,7 @@ impl CapabilitySettings {
                         .secrets
                         .get(name)
                         .ok_or_else(|| format!("no secret named `{name}` in [secrets]"))?;
-                    out.push_str(
-                        &source
-                            .read()
-                            .map_err(|e| format!("secret `{name}`: {e}"))?,
-                    );
+                    out.push_str(&source.read().map_err(|e| format!("secret `{name}`: {e}"))?);
                 }
             }
         }
@@ -411,7 +405,9 @@ pub(super) fn capability_settings(
             problems.push(&field, "invalid name: use 1 to 64 of A-Z a-z 0-9 _ - .");
         }
         let backend = match decl {
-            ContainerDecl::Fs { dir } => ContainerBackend::Fs(dir.as_ref().map(|d| resolve(base, d))),
+            ContainerDecl::Fs { dir } => {
+                ContainerBackend::Fs(dir.as_ref().map(|d| resolve(base, d)))
+            }
             ContainerDecl::S3 {
                 endpoint,
                 bucket,

@@ -37,17 +37,17 @@ mod model;
 mod runtime;
 mod spec;
 
-pub(crate) use model::duration;
-pub use model::{
-    AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
-    QuotaDecl, RouteDecl, ServerDecl,
-};
 pub use backends::{
     BlobDecl, BlobLimits, CapabilitySettings, ContainerBackend, ContainerDecl, DataDecl,
     KeyValueDecl, KeyValueLimits, S3Settings, SecretDecl, SecretSource, StoreBackend, StoreDecl,
     TemplatePart, parse_template, valid_name,
 };
 pub use grants::Grants;
+pub(crate) use model::duration;
+pub use model::{
+    AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
+    QuotaDecl, RouteDecl, ServerDecl,
+};
 pub use runtime::{EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings};
 pub use spec::{AppSpec, ComponentSource, Config, FunctionSpec, Limits};
 

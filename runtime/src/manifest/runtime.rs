@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::model::{EngineDecl, LedgerDecl, ServerDecl};
 use super::backends::CapabilitySettings;
+use super::model::{EngineDecl, LedgerDecl, ServerDecl};
 use super::{Problems, resolve};
 use crate::cache::CacheLocation;
 

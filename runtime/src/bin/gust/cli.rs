@@ -294,7 +294,9 @@ async fn shutdown_signal() {
 }
 
 fn check(path: &Path) -> anyhow::Result<()> {
-    let spec = Manifest::load(path)?.app;
+    let config = Manifest::load(path)?;
+    App::check_capabilities(&config.app, &config.runtime)?;
+    let spec = config.app;
     println!(
         "{}: ok, {} functions, {} routes",
         path.display(),
@@ -313,6 +315,31 @@ fn check(path: &Path) -> anyhow::Result<()> {
             route.pattern(),
             function.id
         );
+    }
+    // What each function may reach (names and hosts only: config values
+    // may hold secrets).
+    for function in &spec.functions {
+        let g = &function.grants;
+        if g.is_empty() {
+            continue;
+        }
+        let mut parts = Vec::new();
+        for (what, names) in [
+            ("stores", &g.key_value_stores),
+            ("containers", &g.blob_containers),
+            ("hosts", &g.allowed_outbound_hosts),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{what} {}", names.join(",")));
+            }
+        }
+        for (what, table) in [("config", &g.config), ("env", &g.environment)] {
+            if !table.is_empty() {
+                let keys: Vec<&str> = table.keys().map(String::as_str).collect();
+                parts.push(format!("{what} {}", keys.join(",")));
+            }
+        }
+        println!("  {}: {}", function.id, parts.join("; "));
     }
     Ok(())
 }

@@ -276,7 +276,8 @@ impl GuestOutput {
     /// Bytes kept per stream per invocation: 64 KiB.
     pub(crate) const CAPACITY: usize = 64 << 10;
 
-    fn push(&self, data: &[u8]) {
+    /// Keeps what fits of `data`, counts the rest as dropped.
+    pub(crate) fn push(&self, data: &[u8]) {
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let room = Self::CAPACITY.saturating_sub(kept.bytes.len());
         let take = room.min(data.len());
