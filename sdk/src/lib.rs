@@ -28,25 +28,50 @@
 //! all, which saves nine host calls and three resource drops (8-10 µs in
 //! the in-process benchmark) per invocation.
 //!
-//! The request body is read completely before the handler runs and the
-//! response body is streamed back to the host in chunks. Route information
-//! that gust adds (the matched pattern and the named parameters) is available
-//! through [`RequestExt`]. A panic in the handler traps the instance, which
-//! gust answers with `500`.
+//! A [`Request`]'s body is read completely before the handler runs. A
+//! handler that takes a [`StreamingRequest`] instead reads the body as it
+//! arrives (an [`IncomingBody`] is an [`std::io::Read`]), and any handler
+//! may answer with a streamed [`Body`] (a reader or chunks), so a function
+//! can move more data than its memory holds (see [`body`]). Route
+//! information that gust adds (the matched pattern and the named
+//! parameters) is available through [`RequestExt`]. A panic in the handler
+//! traps the instance, which gust answers with `500`.
+//!
+//! ## Capabilities
+//!
+//! What the manifest grants a function, each a module with an example:
+//!
+//! | module | what | manifest |
+//! | --- | --- | --- |
+//! | [`kv`] | key-value stores: get, set, atomic increment, compare-and-swap | `key_value_stores = ["default"]` |
+//! | [`blob`] | blob containers: objects streamed in and out | `blob_containers = ["uploads"]` |
+//! | [`config`] | configuration values and secrets | `config = { key = "value" }` |
+//! | [`log`] | leveled logging to the host's log | always |
+//! | [`http`] | outbound HTTP, other functions in-process | `allowed_outbound_hosts = [...]` |
 
 pub mod bindings;
+pub mod blob;
+pub mod body;
+pub mod config;
+pub mod http;
+pub mod kv;
+pub mod log;
 mod request;
 mod response;
 
-pub use http;
+pub use body::{Body, IncomingBody};
 pub use request::{RequestExt, RouteParams};
 pub use response::IntoResponse;
 
 /// The request a handler receives: the body is the complete request body.
-pub type Request = http::Request<Vec<u8>>;
+pub type Request = ::http::Request<Vec<u8>>;
+
+/// The request a streaming handler receives: the body is read as it
+/// arrives.
+pub type StreamingRequest = ::http::Request<IncomingBody>;
 
 /// The response a handler usually returns.
-pub type Response = http::Response<Vec<u8>>;
+pub type Response = ::http::Response<Vec<u8>>;
 
 /// Headers gust sets on every request it routes to a function.
 pub mod headers {
@@ -56,9 +81,12 @@ pub mod headers {
     pub const PARAM_PREFIX: &str = "x-gust-param-";
 }
 
-/// Exports a handler, `fn(Request) -> impl IntoResponse` or
-/// `fn() -> impl IntoResponse`, as the component's
-/// `wasi:http/incoming-handler`.
+/// Exports a handler as the component's `wasi:http/incoming-handler`. A
+/// handler is one of
+///
+/// - `fn(Request) -> impl IntoResponse`: the whole body in memory;
+/// - `fn(StreamingRequest) -> impl IntoResponse`: the body as a reader;
+/// - `fn() -> impl IntoResponse`: the request is not read at all.
 #[macro_export]
 macro_rules! export {
     ($handler:path) => {
@@ -80,32 +108,51 @@ macro_rules! export {
 #[doc(hidden)]
 pub mod __private {
     use crate::bindings::wasi::http::types::{IncomingRequest, ResponseOutparam};
-    use crate::{IntoResponse, Request, Response};
+    use crate::{Body, IntoResponse, Request, StreamingRequest};
 
-    /// What [`crate::export!`] accepts; `Marker` tells the two shapes
-    /// apart, as a function type implements only one of them.
+    /// What [`crate::export!`] accepts; `Marker` tells the shapes apart,
+    /// as a function type implements only one of them.
     pub trait Handler<Marker> {
         /// Runs the handler on `incoming`.
-        fn run(self, incoming: IncomingRequest) -> Response;
+        fn run(self, incoming: IncomingRequest) -> ::http::Response<Body>;
     }
 
     /// `fn(Request) -> R`.
     pub struct TakesRequest;
+    /// `fn(StreamingRequest) -> R`.
+    pub struct TakesStreamingRequest;
     /// `fn() -> R`.
     pub struct TakesNothing;
+
+    fn bad_request(message: String) -> ::http::Response<Body> {
+        ::http::Response::builder()
+            .status(400)
+            .body(Body::from(message))
+            .unwrap_or_default()
+    }
 
     impl<F, R> Handler<TakesRequest> for F
     where
         F: FnOnce(Request) -> R,
         R: IntoResponse,
     {
-        fn run(self, incoming: IncomingRequest) -> Response {
+        fn run(self, incoming: IncomingRequest) -> ::http::Response<Body> {
             match crate::request::read(incoming) {
                 Ok(request) => self(request).into_response(),
-                Err(message) => http::Response::builder()
-                    .status(400)
-                    .body(message.into_bytes())
-                    .unwrap_or_default(),
+                Err(message) => bad_request(message),
+            }
+        }
+    }
+
+    impl<F, R> Handler<TakesStreamingRequest> for F
+    where
+        F: FnOnce(StreamingRequest) -> R,
+        R: IntoResponse,
+    {
+        fn run(self, incoming: IncomingRequest) -> ::http::Response<Body> {
+            match crate::request::read_streaming(incoming) {
+                Ok(request) => self(request).into_response(),
+                Err(message) => bad_request(message),
             }
         }
     }
@@ -115,7 +162,7 @@ pub mod __private {
         F: FnOnce() -> R,
         R: IntoResponse,
     {
-        fn run(self, incoming: IncomingRequest) -> Response {
+        fn run(self, incoming: IncomingRequest) -> ::http::Response<Body> {
             // Unread: the host discards the body.
             drop(incoming);
             self().into_response()

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::Request;
 use crate::bindings::wasi::http::types::{IncomingRequest, Method, Scheme};
 use crate::bindings::wasi::io::streams::StreamError;
+use crate::body::IncomingBody;
+use crate::{Request, StreamingRequest};
 
 /// Named route parameters of the matched route, e.g. `id` for `/users/{id}`.
 ///
@@ -62,6 +63,23 @@ impl<B> RequestExt for http::Request<B> {
 
 /// Reads method, URI, headers and the whole body.
 pub(crate) fn read(incoming: IncomingRequest) -> Result<Request, String> {
+    let request = head(&incoming)?;
+    let body = read_body(&incoming)?;
+    Ok(request.map(|()| body))
+}
+
+/// Reads method, URI and headers; the body is read by the handler.
+pub(crate) fn read_streaming(incoming: IncomingRequest) -> Result<StreamingRequest, String> {
+    let request = head(&incoming)?;
+    let body = incoming
+        .consume()
+        .map_err(|()| "request body already consumed".to_owned())?;
+    let body = IncomingBody::new(body)?;
+    Ok(request.map(|()| body))
+}
+
+/// Method, URI, headers and route parameters.
+fn head(incoming: &IncomingRequest) -> Result<http::Request<()>, String> {
     let method = match incoming.method() {
         Method::Get => http::Method::GET,
         Method::Head => http::Method::HEAD,
@@ -92,10 +110,7 @@ pub(crate) fn read(incoming: IncomingRequest) -> Result<Request, String> {
     for (name, value) in incoming.headers().entries() {
         builder = builder.header(name, value);
     }
-    let body = read_body(&incoming)?;
-    let mut request = builder
-        .body(body)
-        .map_err(|e| format!("bad request: {e}"))?;
+    let mut request = builder.body(()).map_err(|e| format!("bad request: {e}"))?;
     let params = RouteParams::from_headers(request.headers());
     request.extensions_mut().insert(params);
     Ok(request)
