@@ -9,7 +9,7 @@
 //! upload goes from the client to the container and back without being
 //! held whole anywhere:
 //!
-//! ```ignore
+//! ```no_run
 //! use gust_sdk::{blob, Body, RequestExt, StreamingRequest, http};
 //!
 //! fn files(req: StreamingRequest) -> Result<http::Response<Body>, blob::Error> {

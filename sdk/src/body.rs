@@ -9,7 +9,7 @@
 //! the client a chunk at a time. Together they move any amount of data
 //! through a function in a fixed amount of guest memory:
 //!
-//! ```ignore
+//! ```no_run
 //! use std::io::Read;
 //! use gust_sdk::{Body, StreamingRequest, http};
 //!
@@ -330,5 +330,35 @@ impl fmt::Debug for Body {
             Inner::Reader(_) => f.write_str("Body(reader)"),
             Inner::Chunks(_) => f.write_str("Body(chunks)"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_known_up_front() {
+        let body = Body::from("hello");
+        assert_eq!(body.as_bytes(), Some(&b"hello"[..]));
+        assert_eq!(body.into_bytes().unwrap(), b"hello");
+        assert_eq!(Body::default().as_bytes(), Some(&[][..]));
+        assert_eq!(Body::from(vec![1, 2]).into_bytes().unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn streamed_bodies_are_collected_in_order() {
+        let reader = Body::from_reader(std::io::Cursor::new(vec![7; 100_000]));
+        assert!(reader.as_bytes().is_none());
+        assert_eq!(reader.into_bytes().unwrap(), vec![7; 100_000]);
+        let chunks = Body::from_chunks(["a", "bc", "", "def"]);
+        assert!(chunks.as_bytes().is_none());
+        assert_eq!(chunks.into_bytes().unwrap(), b"abcdef");
+        assert_eq!(format!("{:?}", Body::from("xy")), "Body(2 bytes)");
+    }
+
+    #[test]
+    fn an_empty_incoming_body_reads_nothing() {
+        assert!(IncomingBody::empty().bytes().unwrap().is_empty());
     }
 }

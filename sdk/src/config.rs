@@ -2,7 +2,7 @@
 //! `config` table of its manifest entry, with `{{ secrets.NAME }}`
 //! templates resolved by the host from the operator's secrets.
 //!
-//! ```ignore
+//! ```no_run
 //! // gust.toml:
 //! //   [functions.greet]
 //! //   config = { greeting = "Hello", api_key = "{{ secrets.api_key }}" }

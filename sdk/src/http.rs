@@ -5,7 +5,7 @@
 //! (`allowed_outbound_hosts = ["https://api.example.com"]`), and other
 //! functions of its app in-process at `http://FUNCTION.gust.internal`.
 //!
-//! ```ignore
+//! ```no_run
 //! use gust_sdk::{Request, RequestExt, http};
 //!
 //! fn profile(req: Request) -> Result<http::Response<Vec<u8>>, http::SendError> {

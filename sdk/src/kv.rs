@@ -7,7 +7,7 @@
 //! read-modify-write with compare-and-swap, retrying when another writer
 //! got there first.
 //!
-//! ```ignore
+//! ```no_run
 //! use gust_sdk::{kv, Request, RequestExt, http};
 //!
 //! fn visit(req: Request) -> Result<String, kv::Error> {

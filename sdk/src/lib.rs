@@ -5,7 +5,7 @@
 //! that converts into an [`http::Response`], and exporting it with one macro
 //! line:
 //!
-//! ```ignore
+//! ```no_run
 //! use gust_sdk::{Request, Response, RequestExt};
 //!
 //! fn handle(req: Request) -> Response {

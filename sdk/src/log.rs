@@ -3,7 +3,7 @@
 //! level the operator filters on. (What a guest prints to stdout or
 //! stderr is captured too, but without a level.)
 //!
-//! ```ignore
+//! ```no_run
 //! use gust_sdk::{log, Request};
 //!
 //! fn handle(req: Request) -> &'static str {
