@@ -1,29 +1,939 @@
 //! `wasi:blobstore@0.2.0-draft`: containers a function is granted, on a
 //! directory (the embedded default, opened with cap-std) or an S3-protocol
 //! server.
+//!
+//! A function opens only the containers its manifest grants
+//! (`blob_containers = [..]`); any other name is an error value to the
+//! guest and a warning in the log (app, function, request id). A granted
+//! name the operator did not map is the directory `blob/NAME/` under the
+//! app's data directory; `[blob_container.NAME]` maps it to another
+//! directory (`type = "fs"`) or to a bucket (`type = "s3"`, keys prefixed
+//! by app and container). A granted container always exists:
+//! `create-container` and `get-container` both open it, and
+//! `delete-container` empties it.
+//!
+//! Object names may contain `/` (see `names` for the rules, the same on
+//! both backends). Bodies are streamed (`stream`): a write goes to a
+//! temporary file and is renamed into place (or uploaded) by `finish`; a
+//! read is fed from the file or the S3 response a chunk at a time. No
+//! object is ever held whole in host memory, except by `consume-sync`,
+//! which refuses objects over 64 MiB or the function's memory limit.
+//!
+//! Each operation charges [`BLOB_OP_FUEL`] plus the body fuel of the
+//! bytes it moves: bytes written are charged at the next blob call (at
+//! the latest `finish`), a read's range when it is opened.
+
+mod fs;
+pub(crate) mod names;
+#[cfg(feature = "s3")]
+mod s3;
+pub(crate) mod stream;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cap_std::fs::Dir;
+use tokio::sync::mpsc;
+use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::Capability;
-use crate::manifest::{AppSpec, CapabilitySettings, FunctionId};
+use crate::host::HostState;
+use crate::host::bindings::blobstore::wasi::blobstore::{blobstore, container, types};
+use crate::manifest::{AppSpec, CapabilitySettings, ContainerBackend, FunctionId};
+use crate::metering::{BLOB_OP_FUEL, body_fuel};
+use stream::{AbortOnDrop, BodyReader, BodyWriter, Chunks, Msg, SpoolDir, Status, blocking};
+
+/// The largest object `incoming-value-consume-sync` reads whole.
+const MAX_SYNC_READ: u64 = 64 << 20;
+
+/// Names one `read-stream-object-names` call returns at most.
+const MAX_NAMES_PER_READ: u64 = 10_000;
+
+/// Denials logged per instance; the rest are counted in one line.
+const LOGGED_DENIALS: u32 = 10;
 
 /// The blob storage capability.
 pub(crate) struct Blob;
 
+/// One container of one app, on its backend.
+pub(crate) struct ContainerState {
+    name: String,
+    backend: Backend,
+    /// When the container was first opened (seconds since the epoch).
+    created_at: u64,
+}
+
+/// Where a container's objects live.
+enum Backend {
+    Fs(fs::FsContainer),
+    #[cfg(feature = "s3")]
+    S3(s3::S3Container),
+}
+
+/// What one function's instances may open.
+pub(crate) struct Granted {
+    app: String,
+    function: String,
+    containers: BTreeMap<String, Arc<ContainerState>>,
+    /// Where values written before `write-data`, and uploads to S3, are
+    /// spooled (`None`: nothing granted).
+    staging: Option<Arc<Dir>>,
+    max_object_size: u64,
+}
+
+/// The app's opened containers and which function may open which.
+pub(crate) struct AppContainers {
+    functions: HashMap<FunctionId, Arc<Granted>>,
+}
+
+/// A function's blob state in its store.
+pub(crate) struct Access {
+    granted: Option<Arc<Granted>>,
+    /// Body bytes written through streams and not charged yet.
+    uncharged: Arc<AtomicU64>,
+    denials: u32,
+}
+
 /// An opened container.
-pub struct Container;
+pub struct Container {
+    state: Arc<ContainerState>,
+}
+
 /// A listing of object names being read.
-pub struct ObjectNames;
+pub struct ObjectNames {
+    source: Option<NameSource>,
+    done: bool,
+}
+
+enum NameSource {
+    Fs(fs::NameWalk),
+    #[cfg(feature = "s3")]
+    S3(s3::S3Names),
+}
+
 /// An object being written.
-pub struct OutgoingValue;
+pub struct OutgoingValue {
+    tx: mpsc::Sender<Msg>,
+    task: tokio::task::JoinHandle<Result<Option<stream::Spool>, String>>,
+    status: Status,
+    bound_dir: SpoolDir,
+    target: Option<(Arc<ContainerState>, String)>,
+    stream_taken: bool,
+    max_object_size: u64,
+}
+
 /// An object being read.
-pub struct IncomingValue;
+pub struct IncomingValue {
+    size: u64,
+    body: Body,
+}
+
+enum Body {
+    Empty,
+    File(std::fs::File),
+    Stream(Chunks, AbortOnDrop),
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
 
 impl Capability for Blob {
-    type App = ();
-    type Instance = ();
+    type App = AppContainers;
+    type Instance = Access;
 
-    fn open(_app: &AppSpec, _settings: &CapabilitySettings) -> anyhow::Result<()> {
+    fn link(linker: &mut Linker<HostState>, _wasip3: bool) -> anyhow::Result<()> {
+        types::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+        container::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+        blobstore::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
         Ok(())
     }
 
-    fn instance(_app: &(), _function: &FunctionId) {}
+    fn open(app: &AppSpec, settings: &CapabilitySettings) -> anyhow::Result<AppContainers> {
+        let app_name = app.name.as_str();
+        let mut opened: BTreeMap<String, Arc<ContainerState>> = BTreeMap::new();
+        let mut staging: Option<Arc<Dir>> = None;
+        let mut functions = HashMap::new();
+        for function in &app.functions {
+            let mut containers = BTreeMap::new();
+            for name in &function.grants.blob_containers {
+                if staging.is_none() {
+                    let dir =
+                        fs::FsContainer::open(&settings.app_dir(app_name).join("blob-staging"))
+                            .map_err(|e| anyhow::anyhow!("blob staging directory: {e}"))?;
+                    staging = Some(dir.dir);
+                }
+                let state = match opened.get(name) {
+                    Some(state) => state.clone(),
+                    None => {
+                        let state = Arc::new(open_container(app_name, name, settings)?);
+                        opened.insert(name.clone(), state.clone());
+                        state
+                    }
+                };
+                containers.insert(name.clone(), state);
+            }
+            functions.insert(
+                function.id.clone(),
+                Arc::new(Granted {
+                    app: app_name.to_owned(),
+                    function: function.id.as_str().to_owned(),
+                    staging: if containers.is_empty() {
+                        None
+                    } else {
+                        staging.clone()
+                    },
+                    containers,
+                    max_object_size: settings.blob.max_object_size,
+                }),
+            );
+        }
+        Ok(AppContainers { functions })
+    }
+
+    fn instance(app: &AppContainers, function: &FunctionId) -> Access {
+        Access {
+            granted: app.functions.get(function).cloned(),
+            uncharged: Arc::default(),
+            denials: 0,
+        }
+    }
+
+    fn reset(instance: &mut Access) {
+        instance.denials = 0;
+    }
+}
+
+/// Opens container `name` of `app` on its backend.
+fn open_container(
+    app: &str,
+    name: &str,
+    settings: &CapabilitySettings,
+) -> anyhow::Result<ContainerState> {
+    let backend = match settings.containers.get(name) {
+        None | Some(ContainerBackend::Fs(None)) => {
+            let path = settings.app_dir(app).join("blob").join(name);
+            Backend::Fs(fs::FsContainer::open(&path).map_err(|e| {
+                anyhow::anyhow!("blob container `{name}` ({}): {e}", path.display())
+            })?)
+        }
+        Some(ContainerBackend::Fs(Some(path))) => {
+            Backend::Fs(fs::FsContainer::open(path).map_err(|e| {
+                anyhow::anyhow!("blob container `{name}` ({}): {e}", path.display())
+            })?)
+        }
+        #[cfg(feature = "s3")]
+        Some(ContainerBackend::S3(s3_settings)) => {
+            let key = settings
+                .expand(&s3_settings.access_key_id)
+                .map_err(|e| anyhow::anyhow!("blob container `{name}`: access_key_id: {e}"))?;
+            let secret = settings
+                .expand(&s3_settings.secret_access_key)
+                .map_err(|e| anyhow::anyhow!("blob container `{name}`: secret_access_key: {e}"))?;
+            Backend::S3(s3::S3Container::open(s3_settings, key, secret, app, name)?)
+        }
+        #[cfg(not(feature = "s3"))]
+        Some(ContainerBackend::S3(_)) => {
+            anyhow::bail!("blob container `{name}`: this gust was built without the `s3` feature")
+        }
+    };
+    let created_at = match &backend {
+        Backend::Fs(fs) => fs
+            .dir
+            .dir_metadata()
+            .map_or_else(|_| now_secs(), |m| fs::created_at(&m)),
+        #[cfg(feature = "s3")]
+        Backend::S3(_) => now_secs(),
+    };
+    Ok(ContainerState {
+        name: name.to_owned(),
+        backend,
+        created_at,
+    })
+}
+
+impl ContainerState {
+    /// The size and creation time of object `name`, if it exists.
+    async fn stat(&self, name: &str) -> Result<Option<(u64, u64)>, String> {
+        match &self.backend {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                let name = name.to_owned();
+                blocking(move || match fs.stat(&name) {
+                    Ok(meta) => Ok(Some((meta.len(), fs::created_at(&meta)))),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                        ) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                })
+                .await
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.stat(name).await,
+        }
+    }
+
+    /// Puts a finished spool into place as `name`.
+    async fn commit(&self, spool: Option<stream::Spool>, name: &str) -> Result<u64, String> {
+        match &self.backend {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                let name = name.to_owned();
+                blocking(move || fs.commit(spool, &name)).await
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.commit(spool, name).await,
+        }
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), String> {
+        match &self.backend {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                let name = name.to_owned();
+                blocking(move || fs.delete(&name)).await
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.delete(name).await,
+        }
+    }
+
+    async fn clear(&self) -> Result<(), String> {
+        match &self.backend {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                blocking(move || fs.clear()).await
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.clear().await,
+        }
+    }
+
+    /// Opens bytes `start..=end` of `name` (clamped to the object).
+    async fn read(&self, name: &str, start: u64, end: u64) -> Result<IncomingValue, String> {
+        if end < start {
+            return Err("the range ends before it starts".into());
+        }
+        match &self.backend {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                let name = name.to_owned();
+                let (file, size) = blocking(move || fs.open_read(&name, start)).await?;
+                let len = range_len(size, start, end);
+                Ok(IncomingValue {
+                    size: len,
+                    body: if len == 0 {
+                        Body::Empty
+                    } else {
+                        Body::File(file)
+                    },
+                })
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => {
+                let (size, _) = s3.stat(name).await?.ok_or("no such object")?;
+                let len = range_len(size, start, end);
+                if len == 0 {
+                    return Ok(IncomingValue {
+                        size: 0,
+                        body: Body::Empty,
+                    });
+                }
+                let (chunks, task) = s3.read(name, start, len).await?;
+                Ok(IncomingValue {
+                    size: len,
+                    body: Body::Stream(chunks, task),
+                })
+            }
+        }
+    }
+
+    /// Copies object `name` into a spool in `into` (the destination's
+    /// directory or the staging one).
+    async fn spool_copy(&self, name: &str, into: Arc<Dir>) -> Result<stream::Spool, String> {
+        match &self.backend {
+            Backend::Fs(fs) => {
+                let fs = fs.clone();
+                let name = name.to_owned();
+                blocking(move || fs.copy_to_spool(&name, into)).await
+            }
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => {
+                let (size, _) = s3.stat(name).await?.ok_or("no such object")?;
+                let (mut chunks, _task) = s3.read(name, 0, size).await?;
+                let mut spool = Some(blocking(move || stream::Spool::create(into)).await?);
+                while let Some(chunk) = chunks.recv().await {
+                    let chunk = chunk?;
+                    let Some(mut s) = spool.take() else { break };
+                    spool = Some(
+                        blocking(move || {
+                            use std::io::Write as _;
+                            s.file.write_all(&chunk)?;
+                            s.size += chunk.len() as u64;
+                            Ok(s)
+                        })
+                        .await?,
+                    );
+                }
+                spool.ok_or_else(|| "copy failed".into())
+            }
+        }
+    }
+
+    /// The directory a write bound to this container spools into, if it
+    /// is a filesystem container.
+    fn spool_dir(&self) -> Option<Arc<Dir>> {
+        match &self.backend {
+            Backend::Fs(fs) => Some(fs.dir.clone()),
+            #[cfg(feature = "s3")]
+            Backend::S3(_) => None,
+        }
+    }
+
+    fn names(&self) -> Result<NameSource, String> {
+        match &self.backend {
+            Backend::Fs(fs) => fs
+                .names()
+                .map(NameSource::Fs)
+                .map_err(|e| stream::io_message(&e)),
+            #[cfg(feature = "s3")]
+            Backend::S3(s3) => s3.names().map(NameSource::S3),
+        }
+    }
+}
+
+/// The length of `start..=end` within an object of `size` bytes.
+fn range_len(size: u64, start: u64, end: u64) -> u64 {
+    if start >= size {
+        return 0;
+    }
+    end.min(size - 1) - start + 1
+}
+
+impl NameSource {
+    async fn next_batch(
+        self,
+        max: usize,
+        skip: bool,
+    ) -> (NameSource, Result<(Vec<String>, usize, bool), String>) {
+        match self {
+            NameSource::Fs(mut walk) => {
+                let result = tokio::task::spawn_blocking(move || {
+                    let r = walk.next_batch(max, skip);
+                    (walk, r)
+                })
+                .await;
+                match result {
+                    Ok((walk, r)) => (NameSource::Fs(walk), r.map_err(|e| stream::io_message(&e))),
+                    Err(_) => (
+                        NameSource::Fs(fs::NameWalk::empty()),
+                        Err("the listing failed".into()),
+                    ),
+                }
+            }
+            #[cfg(feature = "s3")]
+            NameSource::S3(mut names) => {
+                let r = names.next_batch(max, skip).await;
+                (NameSource::S3(names), r)
+            }
+        }
+    }
+}
+
+/// An error value for the guest.
+type GuestResult<T> = wasmtime::Result<Result<T, String>>;
+
+impl HostState {
+    /// Charges one operation and the body bytes written since the last.
+    fn blob_op(&mut self) {
+        let bytes = self.caps.blob.uncharged.swap(0, Ordering::Relaxed);
+        self.work
+            .charge(BLOB_OP_FUEL.saturating_add(body_fuel(bytes)));
+    }
+
+    /// The granted container `name`, or the error value (and a warning)
+    /// for one that is not granted.
+    fn blob_container(&mut self, name: &str) -> Result<Arc<ContainerState>, String> {
+        let access = &mut self.caps.blob;
+        if let Some(granted) = &access.granted
+            && let Some(state) = granted.containers.get(name)
+        {
+            return Ok(state.clone());
+        }
+        access.denials += 1;
+        let (app, function) = access
+            .granted
+            .as_ref()
+            .map_or(("?", "?"), |g| (g.app.as_str(), g.function.as_str()));
+        if access.denials <= LOGGED_DENIALS {
+            tracing::warn!(
+                app,
+                function,
+                request_id = %self.request_id,
+                container = %name.escape_debug(),
+                "blob container not granted to the function"
+            );
+        } else if access.denials == LOGGED_DENIALS + 1 {
+            tracing::warn!(
+                app,
+                function,
+                request_id = %self.request_id,
+                "further denied blob containers of this invocation are not logged"
+            );
+        }
+        Err(format!(
+            "container `{}` is not granted to this function",
+            name.escape_debug()
+        ))
+    }
+
+    /// Adds a resource, or an error value when the guest holds too many.
+    fn blob_push<T: Send + 'static>(&mut self, value: T) -> Result<Resource<T>, String> {
+        self.table
+            .push(value)
+            .map_err(|e| format!("cannot open another resource: {e}"))
+    }
+}
+
+impl types::Host for HostState {}
+
+impl types::HostOutgoingValue for HostState {
+    async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
+        self.blob_op();
+        let (staging, max_object_size) = match &self.caps.blob.granted {
+            Some(g) => (g.staging.clone(), g.max_object_size),
+            None => (None, 0),
+        };
+        let status: Status = Arc::default();
+        let bound_dir: SpoolDir = Arc::default();
+        let (tx, task) = stream::spawn_spooler(staging, bound_dir.clone(), status.clone());
+        let value = OutgoingValue {
+            tx,
+            task,
+            status,
+            bound_dir,
+            target: None,
+            stream_taken: false,
+            max_object_size,
+        };
+        // A full table is a trap here: the function has no error value.
+        Ok(self.table.push(value)?)
+    }
+
+    async fn outgoing_value_write_body(
+        &mut self,
+        self_: Resource<OutgoingValue>,
+    ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ()>> {
+        let uncharged = self.caps.blob.uncharged.clone();
+        let value = self.table.get_mut(&self_)?;
+        if value.stream_taken {
+            return Ok(Err(()));
+        }
+        value.stream_taken = true;
+        let writer = BodyWriter {
+            tx: value.tx.clone(),
+            status: value.status.clone(),
+            written: 0,
+            limit: value.max_object_size,
+            uncharged,
+        };
+        let stream: DynOutputStream = Box::new(writer);
+        Ok(self.blob_push(stream).map_err(|_| ()))
+    }
+
+    async fn finish(&mut self, this: Resource<OutgoingValue>) -> GuestResult<()> {
+        let value = self.table.delete(this)?;
+        self.blob_op();
+        let OutgoingValue {
+            tx,
+            task,
+            status,
+            target,
+            ..
+        } = value;
+        let Some((state, name)) = target else {
+            return Ok(Err("write-data was not called with this value".into()));
+        };
+        let _ = tx.send(Msg::End).await;
+        drop(tx);
+        let spool = match task.await {
+            Ok(Ok(spool)) => spool,
+            Ok(Err(e)) => return Ok(Err(e)),
+            Err(_) => return Ok(Err("the write failed".into())),
+        };
+        if let Some(e) = status.lock().ok().and_then(|s| s.clone()) {
+            return Ok(Err(e));
+        }
+        Ok(state.commit(spool, &name).await.map(|_| ()))
+    }
+
+    async fn drop(&mut self, rep: Resource<OutgoingValue>) -> wasmtime::Result<()> {
+        // The spooler sees its queue close and deletes the spool.
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl types::HostIncomingValue for HostState {
+    async fn incoming_value_consume_sync(
+        &mut self,
+        this: Resource<IncomingValue>,
+    ) -> GuestResult<Vec<u8>> {
+        let value = self.table.delete(this)?;
+        self.blob_op();
+        let limit = MAX_SYNC_READ.min(self.limiter.memory_limit as u64);
+        if value.size > limit {
+            return Ok(Err(format!(
+                "the object is {} bytes, more than consume-sync reads ({limit}): use consume-async",
+                value.size
+            )));
+        }
+        Ok(match value.body {
+            Body::Empty => Ok(Vec::new()),
+            Body::File(file) => {
+                let (rx, task) = stream::spawn_file_reader(file, value.size);
+                BodyReader::new(rx, task).read_all(limit).await
+            }
+            Body::Stream(rx, task) => BodyReader::new(rx, task).read_all(limit).await,
+        })
+    }
+
+    async fn incoming_value_consume_async(
+        &mut self,
+        this: Resource<IncomingValue>,
+    ) -> GuestResult<Resource<DynInputStream>> {
+        let value = self.table.delete(this)?;
+        self.blob_op();
+        let reader = match value.body {
+            Body::Empty => {
+                let (_, rx) = stream::chunk_queue();
+                BodyReader::new(rx, AbortOnDrop(tokio::spawn(async {})))
+            }
+            Body::File(file) => {
+                let (rx, task) = stream::spawn_file_reader(file, value.size);
+                BodyReader::new(rx, task)
+            }
+            Body::Stream(rx, task) => BodyReader::new(rx, task),
+        };
+        let stream: DynInputStream = Box::new(reader);
+        Ok(self.blob_push(stream))
+    }
+
+    async fn size(&mut self, self_: Resource<IncomingValue>) -> wasmtime::Result<u64> {
+        Ok(self.table.get(&self_)?.size)
+    }
+
+    async fn drop(&mut self, rep: Resource<IncomingValue>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl container::Host for HostState {}
+
+impl container::HostContainer for HostState {
+    async fn name(&mut self, self_: Resource<Container>) -> GuestResult<String> {
+        Ok(Ok(self.table.get(&self_)?.state.name.clone()))
+    }
+
+    async fn info(&mut self, self_: Resource<Container>) -> GuestResult<types::ContainerMetadata> {
+        let state = &self.table.get(&self_)?.state;
+        Ok(Ok(types::ContainerMetadata {
+            name: state.name.clone(),
+            created_at: state.created_at,
+        }))
+    }
+
+    async fn get_data(
+        &mut self,
+        self_: Resource<Container>,
+        name: String,
+        start: u64,
+        end: u64,
+    ) -> GuestResult<Resource<IncomingValue>> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        if let Err(e) = names::check(&name) {
+            return Ok(Err(e));
+        }
+        let value = match state.read(&name, start, end).await {
+            Ok(value) => value,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.work.charge(body_fuel(value.size));
+        Ok(self.blob_push(value))
+    }
+
+    async fn write_data(
+        &mut self,
+        self_: Resource<Container>,
+        name: String,
+        data: Resource<OutgoingValue>,
+    ) -> GuestResult<()> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        if let Err(e) = names::check(&name) {
+            return Ok(Err(e));
+        }
+        let value = self.table.get_mut(&data)?;
+        if value.target.is_some() {
+            return Ok(Err("write-data was already called with this value".into()));
+        }
+        if let Some(dir) = state.spool_dir()
+            && let Ok(mut bound) = value.bound_dir.lock()
+        {
+            *bound = Some(dir);
+        }
+        value.target = Some((state, name));
+        Ok(Ok(()))
+    }
+
+    async fn list_objects(
+        &mut self,
+        self_: Resource<Container>,
+    ) -> GuestResult<Resource<ObjectNames>> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        let source = match state.names() {
+            Ok(source) => source,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.blob_push(ObjectNames {
+            source: Some(source),
+            done: false,
+        }))
+    }
+
+    async fn delete_object(&mut self, self_: Resource<Container>, name: String) -> GuestResult<()> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        if let Err(e) = names::check(&name) {
+            return Ok(Err(e));
+        }
+        Ok(state.delete(&name).await)
+    }
+
+    async fn delete_objects(
+        &mut self,
+        self_: Resource<Container>,
+        names: Vec<String>,
+    ) -> GuestResult<()> {
+        let state = self.table.get(&self_)?.state.clone();
+        for name in names {
+            self.blob_op();
+            if let Err(e) = names::check(&name) {
+                return Ok(Err(e));
+            }
+            if let Err(e) = state.delete(&name).await {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn has_object(&mut self, self_: Resource<Container>, name: String) -> GuestResult<bool> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        if let Err(e) = names::check(&name) {
+            return Ok(Err(e));
+        }
+        Ok(state.stat(&name).await.map(|s| s.is_some()))
+    }
+
+    async fn object_info(
+        &mut self,
+        self_: Resource<Container>,
+        name: String,
+    ) -> GuestResult<types::ObjectMetadata> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        if let Err(e) = names::check(&name) {
+            return Ok(Err(e));
+        }
+        Ok(match state.stat(&name).await {
+            Ok(Some((size, created_at))) => Ok(types::ObjectMetadata {
+                name,
+                container: state.name.clone(),
+                created_at,
+                size,
+            }),
+            Ok(None) => Err("no such object".into()),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn clear(&mut self, self_: Resource<Container>) -> GuestResult<()> {
+        self.blob_op();
+        let state = self.table.get(&self_)?.state.clone();
+        Ok(state.clear().await)
+    }
+
+    async fn drop(&mut self, rep: Resource<Container>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl container::HostStreamObjectNames for HostState {
+    async fn read_stream_object_names(
+        &mut self,
+        self_: Resource<ObjectNames>,
+        len: u64,
+    ) -> GuestResult<(Vec<String>, bool)> {
+        self.blob_op();
+        let (names, _, done) = match self.blob_names(&self_, len, false).await? {
+            Ok(batch) => batch,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok((names, done)))
+    }
+
+    async fn skip_stream_object_names(
+        &mut self,
+        self_: Resource<ObjectNames>,
+        num: u64,
+    ) -> GuestResult<(u64, bool)> {
+        self.blob_op();
+        let (_, count, done) = match self.blob_names(&self_, num, true).await? {
+            Ok(batch) => batch,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok((count as u64, done)))
+    }
+
+    async fn drop(&mut self, rep: Resource<ObjectNames>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl HostState {
+    /// The next batch of a listing: names (unless `skip`), how many, and
+    /// whether the listing is over.
+    async fn blob_names(
+        &mut self,
+        names: &Resource<ObjectNames>,
+        len: u64,
+        skip: bool,
+    ) -> GuestResult<(Vec<String>, usize, bool)> {
+        let listing = self.table.get_mut(names)?;
+        if listing.done || len == 0 {
+            return Ok(Ok((Vec::new(), 0, listing.done)));
+        }
+        let Some(source) = listing.source.take() else {
+            return Ok(Err("the listing failed".into()));
+        };
+        let max = if skip {
+            len
+        } else {
+            len.min(MAX_NAMES_PER_READ)
+        };
+        let (source, result) = source
+            .next_batch(usize::try_from(max).unwrap_or(usize::MAX), skip)
+            .await;
+        let listing = self.table.get_mut(names)?;
+        listing.source = Some(source);
+        if let Ok((_, _, done)) = &result {
+            listing.done = *done;
+        }
+        Ok(result)
+    }
+
+    /// Copies (and, if `remove`, then deletes) an object between granted
+    /// containers.
+    async fn blob_copy(
+        &mut self,
+        src: types::ObjectId,
+        dest: types::ObjectId,
+        remove: bool,
+    ) -> Result<(), String> {
+        self.blob_op();
+        let from = self.blob_container(&src.container)?;
+        let to = self.blob_container(&dest.container)?;
+        names::check(&src.object)?;
+        names::check(&dest.object)?;
+        let staging = self
+            .caps
+            .blob
+            .granted
+            .as_ref()
+            .and_then(|g| g.staging.clone())
+            .ok_or("no container is granted")?;
+        #[cfg(feature = "s3")]
+        if let (Backend::S3(a), Backend::S3(b)) = (&from.backend, &to.backend)
+            && a.same_bucket(b)
+        {
+            a.copy_within(&src.object, b, &dest.object).await?;
+            if remove {
+                from.delete(&src.object).await?;
+            }
+            return Ok(());
+        }
+        let into = to.spool_dir().unwrap_or(staging);
+        let spool = from.spool_copy(&src.object, into).await?;
+        let size = to.commit(Some(spool), &dest.object).await?;
+        self.work.charge(body_fuel(size));
+        if remove && !(Arc::ptr_eq(&from, &to) && src.object == dest.object) {
+            from.delete(&src.object).await?;
+        }
+        Ok(())
+    }
+}
+
+impl blobstore::Host for HostState {
+    async fn create_container(&mut self, name: String) -> GuestResult<Resource<Container>> {
+        self.get_container(name).await
+    }
+
+    async fn get_container(&mut self, name: String) -> GuestResult<Resource<Container>> {
+        self.blob_op();
+        let state = match self.blob_container(&name) {
+            Ok(state) => state,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.blob_push(Container { state }))
+    }
+
+    async fn delete_container(&mut self, name: String) -> GuestResult<()> {
+        self.blob_op();
+        let state = match self.blob_container(&name) {
+            Ok(state) => state,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(state.clear().await)
+    }
+
+    async fn container_exists(&mut self, name: String) -> GuestResult<bool> {
+        self.blob_op();
+        let access = &self.caps.blob;
+        Ok(Ok(access
+            .granted
+            .as_ref()
+            .is_some_and(|g| g.containers.contains_key(&name))))
+    }
+
+    async fn copy_object(
+        &mut self,
+        src: types::ObjectId,
+        dest: types::ObjectId,
+    ) -> GuestResult<()> {
+        Ok(self.blob_copy(src, dest, false).await)
+    }
+
+    async fn move_object(
+        &mut self,
+        src: types::ObjectId,
+        dest: types::ObjectId,
+    ) -> GuestResult<()> {
+        Ok(self.blob_copy(src, dest, true).await)
+    }
 }
