@@ -1,0 +1,136 @@
+//! `wasi:keyvalue@0.2.0-draft` (wasmtime, wasmCloud) over [`Store`]: `u64`
+//! list cursors and counters.
+
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+use super::{Bucket, KvError};
+use crate::host::HostState;
+use crate::host::bindings::keyvalue_draft::Imports;
+use crate::host::bindings::keyvalue_draft::wasi::keyvalue0_2_0_draft::{atomics, batch, store};
+
+/// Links the draft's interfaces.
+pub(super) fn link(linker: &mut Linker<HostState>) -> anyhow::Result<()> {
+    Imports::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
+    Ok(())
+}
+
+impl From<KvError> for store::Error {
+    fn from(e: KvError) -> store::Error {
+        match e {
+            KvError::AccessDenied => store::Error::AccessDenied,
+            KvError::Other(message) => store::Error::Other(message),
+        }
+    }
+}
+
+type Reply<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl store::Host for HostState {
+    async fn open(&mut self, identifier: String) -> Reply<Resource<Bucket>> {
+        Ok(self.kv_open(&identifier).map_err(Into::into))
+    }
+}
+
+impl store::HostBucket for HostState {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<Option<Vec<u8>>> {
+        let store = self.kv_store(&bucket)?;
+        let value = store.get(&key).await;
+        let size = value.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len);
+        self.kv_charge(1, key.len() + size);
+        Ok(value.map_err(Into::into))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Reply<()> {
+        let store = self.kv_store(&bucket)?;
+        self.kv_charge(1, key.len() + value.len());
+        Ok(store.set(&key, &value).await.map_err(Into::into))
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<()> {
+        let store = self.kv_store(&bucket)?;
+        self.kv_charge(1, key.len());
+        Ok(store.delete(&key).await.map_err(Into::into))
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<bool> {
+        let store = self.kv_store(&bucket)?;
+        self.kv_charge(1, key.len());
+        Ok(store.exists(&key).await.map_err(Into::into))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Reply<store::KeyResponse> {
+        let store = self.kv_store(&bucket)?;
+        let page = store.list(cursor).await;
+        let bytes = page.as_ref().map_or(0, |(keys, _)| keys.iter().map(String::len).sum());
+        self.kv_charge(1, bytes);
+        Ok(page
+            .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
+            .map_err(Into::into))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for HostState {
+    async fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: u64) -> Reply<u64> {
+        let store = self.kv_store(&bucket)?;
+        self.kv_charge(1, key.len());
+        let Ok(delta) = i64::try_from(delta) else {
+            return Ok(Err(store::Error::Other(
+                "delta is larger than a signed 64-bit counter holds".into(),
+            )));
+        };
+        Ok(match store.increment(&key, delta).await {
+            Ok(value) => u64::try_from(value).map_err(|_| {
+                store::Error::Other(format!("the counter is negative ({value})"))
+            }),
+            Err(e) => Err(e.into()),
+        })
+    }
+}
+
+impl batch::Host for HostState {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Reply<Vec<Option<(String, Vec<u8>)>>> {
+        let store = self.kv_store(&bucket)?;
+        let values = store.get_many(keys.clone()).await;
+        let bytes = keys.iter().map(String::len).sum::<usize>()
+            + values.as_ref().map_or(0, |v| v.iter().flatten().map(Vec::len).sum());
+        self.kv_charge(keys.len(), bytes);
+        Ok(values
+            .map(|values| {
+                keys.into_iter()
+                    .zip(values)
+                    .map(|(key, value)| value.map(|v| (key, v)))
+                    .collect()
+            })
+            .map_err(Into::into))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Reply<()> {
+        let store = self.kv_store(&bucket)?;
+        let bytes = key_values.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.kv_charge(key_values.len(), bytes);
+        Ok(store.set_many(key_values).await.map_err(Into::into))
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Reply<()> {
+        let store = self.kv_store(&bucket)?;
+        self.kv_charge(keys.len(), keys.iter().map(String::len).sum());
+        Ok(store.delete_many(keys).await.map_err(Into::into))
+    }
+}
