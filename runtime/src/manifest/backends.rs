@@ -152,8 +152,9 @@ pub enum ContainerBackend {
 }
 
 /// An S3-protocol container's settings. The credentials are templates
-/// (`{{ secrets.NAME }}` or literal) resolved when the app opens.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (`{{ secrets.NAME }}` or literal) resolved when the app opens; `Debug`
+/// shows secret references but hides literal credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct S3Settings {
     /// The server's URL.
     pub endpoint: String,
@@ -165,6 +166,22 @@ pub struct S3Settings {
     pub access_key_id: String,
     /// Secret key template.
     pub secret_access_key: String,
+}
+
+impl fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |template: &str| match parse_template(template).as_deref() {
+            Ok([TemplatePart::Secret(_)]) => template.to_owned(),
+            _ => "<hidden>".to_owned(),
+        };
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("region", &self.region)
+            .field("access_key_id", &shown(&self.access_key_id))
+            .field("secret_access_key", &shown(&self.secret_access_key))
+            .finish()
+    }
 }
 
 /// Where a secret's value comes from.

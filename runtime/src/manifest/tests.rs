@@ -338,3 +338,116 @@ function = "hello"
         "{err}"
     );
 }
+
+#[test]
+fn grants_and_backends() {
+    let dir = fixture_dir();
+    let config = Manifest::parse(
+        r#"
+[data]
+dir = "data"
+
+[key_value_store.default]
+type = "redis"
+url = "redis://:hunter2@127.0.0.1:6379/0"
+
+[key_value_store.local]
+type = "sqlite"
+
+[blob_container.uploads]
+type = "s3"
+endpoint = "http://127.0.0.1:9000/"
+bucket = "uploads"
+access_key_id = "{{ secrets.s3_key }}"
+secret_access_key = "{{ secrets.s3_secret }}"
+
+[blob_container.scratch]
+type = "fs"
+dir = "/srv/scratch"
+
+[key_value]
+max_value_size = 4096
+
+[secrets.s3_key]
+env = "GUST_S3_KEY"
+
+[secrets.s3_secret]
+file = "s3.secret"
+
+[secrets.token_key]
+env = "GUST_TOKEN_KEY"
+
+[functions.hello]
+component = "hello.wasm"
+key_value_stores = ["default", "local"]
+blob_containers = ["uploads"]
+allowed_outbound_hosts = ["https://api.example.com", "http://users.gust.internal"]
+config = { greeting = "hello", token = "{{ secrets.token_key }}" }
+environment = { MODE = "prod" }
+
+[[routes]]
+path = "/hello"
+function = "hello"
+"#,
+        "gust.toml",
+    )
+    .and_then(|m| m.validate(dir.path(), "gust.toml"))
+    .unwrap();
+    let base = dir.path().display().to_string();
+    let text = format!(
+        "{:#?}\n{:#?}",
+        config.runtime.capabilities, config.app.functions[0].grants
+    )
+    .replace(&base, "<dir>");
+    // The Redis password is not shown; secret references stay references.
+    assert!(!text.contains("hunter2"), "{text}");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn invalid_grants_and_backends() {
+    insta::assert_snapshot!(error(
+        r#"
+[key_value_store."bad name"]
+type = "redis"
+url = "http://127.0.0.1:6379"
+
+[blob_container.uploads]
+type = "s3"
+endpoint = "127.0.0.1:9000"
+bucket = ""
+access_key_id = "{{ secrets.missing }}"
+secret_access_key = "{{ secrets.s3 "
+
+[key_value]
+max_keys = 0
+
+[secrets.both]
+env = "A"
+file = "b"
+
+[secrets.neither]
+
+[functions.hello]
+component = "hello.wasm"
+key_value_stores = ["default", "default", "../x"]
+blob_containers = [""]
+config = { "bad key" = "x", ok = "{{ secrets.nope }}", tpl = "{{ env.HOME }}" }
+environment = { "A=B" = "x" }
+
+[[routes]]
+path = "/hello"
+function = "hello"
+"#
+    ));
+}
+
+#[test]
+fn unknown_backend_type() {
+    insta::assert_snapshot!(error(
+        r#"
+[key_value_store.default]
+type = "postgres"
+"#
+    ));
+}
