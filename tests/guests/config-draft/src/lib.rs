@@ -22,6 +22,18 @@ use exports::wasi::http::incoming_handler::Guest;
 use wasi::config0_2_0_draft_2024_09_27::store;
 use wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 
+const MARKERS: [&str; 3] = ["/config", "/env", "/log?"];
+
+/// The path from the first route this guest knows on, so that it can be
+/// mounted under any prefix (`/app/config/KEY` is `/config/KEY`).
+fn local(path: &str) -> &str {
+    MARKERS
+        .iter()
+        .filter_map(|m| path.find(m))
+        .min()
+        .map_or(path, |i| &path[i..])
+}
+
 struct ConfigDraft;
 
 fn lines(pairs: &[(String, String)]) -> Vec<u8> {
@@ -34,7 +46,8 @@ fn lines(pairs: &[(String, String)]) -> Vec<u8> {
 
 impl Guest for ConfigDraft {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let path = request.path_with_query().unwrap_or_default();
+        let target = request.path_with_query().unwrap_or_default();
+        let path = local(&target);
         let (status, body) = if path == "/config" {
             match store::get_all() {
                 Ok(all) => (200, lines(&all)),

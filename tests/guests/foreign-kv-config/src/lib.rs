@@ -32,6 +32,18 @@ use wasi::http::types::{
 };
 use wasi::keyvalue0_2_0_draft::{atomics, store};
 
+const MARKERS: [&str; 4] = ["/config", "/env", "/kv/", "/log"];
+
+/// The path from the first route this guest knows on, so that it can be
+/// mounted under any prefix (`/app/config/KEY` is `/config/KEY`).
+fn local(path: &str) -> &str {
+    MARKERS
+        .iter()
+        .filter_map(|m| path.find(m))
+        .min()
+        .map_or(path, |i| &path[i..])
+}
+
 struct Foreign;
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
@@ -103,6 +115,7 @@ impl Guest for Foreign {
         let method = request.method();
         let target = request.path_with_query().unwrap_or_default();
         let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let path = local(path);
         let store_name = query
             .split('&')
             .find_map(|p| p.strip_prefix("store="))
