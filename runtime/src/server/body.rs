@@ -78,6 +78,14 @@ impl RequestBody for http_body_util::Full<Bytes> {
     }
 }
 
+/// A request one function sends another in process (outbound HTTP's
+/// composition): its errors are the caller's, as if its client went away.
+impl RequestBody for wasmtime_wasi_http::WasiBody {
+    fn wasi_error(error: Error) -> (bool, Error) {
+        (false, error)
+    }
+}
+
 impl RequestBody for http_body_util::Empty<Bytes> {
     fn wasi_error(error: std::convert::Infallible) -> (bool, Error) {
         match error {}

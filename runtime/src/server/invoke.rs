@@ -7,7 +7,13 @@
 //! body ([`MeteredBody`] counts the bytes actually sent). What only HTTP
 //! knows goes into the usage record through [`HttpEnd`]: the status the
 //! client got, a client that went away mid-response, a body cut at
-//! `max_response_size`, a request body gust answered for itself.
+//! `max_response_size`, a request body gust answered for itself, and the
+//! guest's own outbound requests.
+//!
+//! [`Function::call_in_process`] is the same invocation for a request
+//! another function of the app sends to `http://NAME.gust.internal`
+//! (outbound HTTP's composition): no socket, a request id derived from the
+//! caller's, and the caller's depth in the chain.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,10 +28,12 @@ use wasmtime_wasi_http::WasiBody;
 
 use super::body::BodyStatus;
 use crate::admission::Refused;
+use crate::app::App;
 use crate::call::Call;
 use crate::exec::{Completion, NotStarted, TriggerEnd};
 use crate::function::Function;
 use crate::host::IoMeter;
+use crate::host::capability::outbound_http::{Meter, Origin};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
 
 /// What a request needs to know of the route that led to the function.
@@ -85,6 +93,9 @@ pub(crate) struct HttpEnd {
     /// The request body as the server saw it: when it was cut, the client
     /// got 408, 413 or nothing instead of the guest's response.
     request_body: Arc<BodyStatus>,
+    /// The guest's outbound requests and their bytes (charged in fuel
+    /// here, once the bodies have stopped streaming).
+    outbound: Arc<Meter>,
 }
 
 impl TriggerEnd for HttpEnd {
@@ -110,6 +121,9 @@ impl TriggerEnd for HttpEnd {
             code = failure_status(record.outcome).as_u16();
         }
         record.status = code;
+        let outbound = self.outbound.fuel();
+        record.host_fuel = record.host_fuel.saturating_add(outbound);
+        record.fuel_consumed = record.fuel_consumed.saturating_add(outbound);
     }
 
     fn answered(&self) -> bool {
@@ -135,6 +149,23 @@ impl Function {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        self.invoke_from(info, request, io, sinks, None).await
+    }
+
+    /// [`Function::invoke`] for a request from a client (`origin` `None`)
+    /// or from another function of the app (in-process composition).
+    async fn invoke_from<B>(
+        &self,
+        info: RequestInfo,
+        request: hyper::Request<B>,
+        io: Arc<IoMeter>,
+        sinks: Arc<[RecordSink]>,
+        origin: Option<Origin>,
+    ) -> Invoked
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
         let mut prepared = match self.prepare(io).await {
             Ok(prepared) => prepared,
             Err(NotStarted::QuotaExceeded(retry_after)) => {
@@ -145,12 +176,29 @@ impl Function {
                 return Invoked::Failed { outcome, detail };
             }
         };
+        let depth = origin.as_ref().map_or(0, |o| o.depth);
+        if let Some(origin) = &origin {
+            tracing::debug!(
+                request_id = %info.request_id,
+                parent = %origin.parent,
+                depth,
+                function = %self.id,
+                "in-process call"
+            );
+        }
+        let outbound = prepared
+            .store
+            .data_mut()
+            .caps
+            .outbound_http
+            .start(&info.request_id, depth);
         let http = Arc::new(HttpEnd {
             status: AtomicU16::new(0),
             body_streaming: AtomicBool::new(false),
             body_finished: AtomicBool::new(info.head),
             too_large: AtomicBool::new(false),
             request_body: info.body,
+            outbound,
         });
         let completion =
             prepared.completion(self, info.request_id, info.route, sinks, http.clone());
@@ -225,6 +273,89 @@ impl Function {
         };
         guard.disarm();
         invoked
+    }
+}
+
+impl Function {
+    /// Invokes this function for `request`, sent by a function of `app`
+    /// to `http://ID.gust.internal/...`: the invocation a client's request
+    /// gets (admission, limits, fuel, a usage record under `request_id`),
+    /// without a socket. gust's own answers (busy, trapped, ...) are
+    /// responses, as a client would get them.
+    pub(crate) async fn call_in_process(
+        &self,
+        app: &App,
+        mut request: http::Request<WasiBody>,
+        request_id: String,
+        origin: Origin,
+    ) -> http::Response<WasiBody> {
+        // Routed by name, not by path: the headers gust sets are its own
+        // (a caller cannot forge them), with the route's if the path
+        // matches one of this function's routes.
+        let headers = request.headers_mut();
+        let reserved: Vec<http::HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("x-gust-"))
+            .cloned()
+            .collect();
+        for name in reserved {
+            headers.remove(name);
+        }
+        let path = request.uri().path().to_owned();
+        let mut route = format!(
+            "{}.{}",
+            self.id,
+            crate::host::capability::outbound_http::allow::INTERNAL_DOMAIN
+        );
+        if let Ok(matched) = app.router().lookup(request.method(), &path) {
+            let target = matched.route.target();
+            if app.functions().get(target.function).map(|f| &f.id) == Some(&self.id) {
+                route = matched.route.pattern().as_str().to_owned();
+                let headers = request.headers_mut();
+                headers.insert(
+                    http::HeaderName::from_static(crate::headers::ROUTE),
+                    target.route_value.clone(),
+                );
+                for (name, (_, value)) in target.param_names.iter().zip(&matched.params) {
+                    if let Ok(value) = http::HeaderValue::from_str(value) {
+                        headers.insert(name.clone(), value);
+                    }
+                }
+            }
+        }
+        let (parts, body) = request.into_parts();
+        let io = Arc::new(IoMeter::default());
+        // The caller's body has the callee's time to arrive; its size is
+        // bounded by what the caller can pay for.
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
+        let (body, status) = super::body::LimitedBody::new(body, u64::MAX, deadline, io.clone());
+        let info = RequestInfo {
+            request_id: request_id.clone(),
+            route,
+            head: parts.method == http::Method::HEAD,
+            body: status.clone(),
+        };
+        let request = hyper::Request::from_parts(parts, body);
+        let invoked = self
+            .invoke_from(info, request, io, app.sinks(), Some(origin))
+            .await;
+        use super::reject::Rejection;
+        let mut response = match (status.rejection(), invoked) {
+            (Some(rejection), _) => rejection.into_response(),
+            (None, Invoked::Response(response)) => response,
+            (None, Invoked::GuestError(_)) => Rejection::GuestError.into_response(),
+            (None, Invoked::QuotaExceeded(rest)) => Rejection::QuotaExceeded(rest).into_response(),
+            (None, Invoked::Busy(_)) => Rejection::Busy.into_response(),
+            (None, Invoked::BadRequest(_)) => Rejection::BadRequest.into_response(),
+            (None, Invoked::Failed { outcome, .. }) => Rejection::Failed(outcome).into_response(),
+        };
+        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(
+                http::HeaderName::from_static(crate::headers::REQUEST_ID),
+                value,
+            );
+        }
+        response
     }
 }
 
