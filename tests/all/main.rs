@@ -5,6 +5,7 @@
 mod support;
 
 mod admission;
+mod applications;
 mod apps;
 mod billing;
 mod cache;

@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::Sha256;
 
-/// PBKDF2 rounds: about 0.2 billion instructions of the default 10
-/// billion fuel budget per hash (the README has the measurement).
+/// PBKDF2 rounds. One hash (a register or a login) measured 1.1 billion
+/// fuel, 11% of the default 10 billion budget, and ~100 ms on gust's
+/// engine: slow for a guesser, comfortable for one request.
 pub const ITERATIONS: u32 = 100_000;
 /// Salt length in bytes.
 const SALT_LEN: u64 = 16;
