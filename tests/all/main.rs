@@ -8,6 +8,7 @@ mod admission;
 mod applications;
 mod apps;
 mod billing;
+mod blob;
 mod cache;
 mod clients;
 mod concurrency;

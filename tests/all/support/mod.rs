@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod manifest;
+pub mod s3;
 pub mod servers;
 
 use std::net::SocketAddr;

@@ -17,7 +17,7 @@
 //! temporary file and is renamed into place (or uploaded) by `finish`; a
 //! read is fed from the file or the S3 response a chunk at a time. No
 //! object is ever held whole in host memory, except by `consume-sync`,
-//! which refuses objects over 64 MiB or the function's memory limit.
+//! which refuses objects over 16 MiB or the function's memory limit.
 //!
 //! Each operation charges [`BLOB_OP_FUEL`] plus the body fuel of the
 //! bytes it moves: bytes written are charged at the next blob call (at
@@ -45,8 +45,11 @@ use crate::manifest::{AppSpec, CapabilitySettings, ContainerBackend, FunctionId}
 use crate::metering::{BLOB_OP_FUEL, body_fuel};
 use stream::{AbortOnDrop, BodyReader, BodyWriter, Chunks, Msg, SpoolDir, Status, blocking};
 
-/// The largest object `incoming-value-consume-sync` reads whole.
-const MAX_SYNC_READ: u64 = 64 << 20;
+/// The largest object `incoming-value-consume-sync` reads whole (also
+/// bounded by the function's memory limit): the default `host_memory`,
+/// as the whole object is host memory held for the guest until it is
+/// copied into the guest's.
+const MAX_SYNC_READ: u64 = 16 << 20;
 
 /// Names one `read-stream-object-names` call returns at most.
 const MAX_NAMES_PER_READ: u64 = 10_000;

@@ -40,7 +40,12 @@ fn message(e: &object_store::Error) -> String {
     match e {
         object_store::Error::NotFound { .. } => "no such object".into(),
         object_store::Error::AlreadyExists { .. } => "already exists".into(),
-        _ => "the storage server failed the request".into(),
+        other => {
+            // The operator's log gets the cause (object_store's errors
+            // name the request, never the credentials).
+            tracing::warn!(error = %other, "S3 blob request failed");
+            format!("the storage server failed the request: {other}")
+        }
     }
 }
 
@@ -63,7 +68,6 @@ impl S3Container {
             .with_region(&settings.region)
             .with_access_key_id(access_key_id)
             .with_secret_access_key(secret_access_key)
-            .with_allow_http(settings.endpoint.starts_with("http://"))
             .with_virtual_hosted_style_request(false)
             .with_retry(RetryConfig {
                 max_retries: 2,
@@ -75,6 +79,8 @@ impl S3Container {
                     .with_connect_timeout(Duration::from_secs(5))
                     .with_timeout(Duration::from_secs(300)),
             )
+            // After the client options, which would reset it.
+            .with_allow_http(settings.endpoint.starts_with("http://"))
             .build()
             .map_err(|e| anyhow::anyhow!("S3 container `{name}`: {e}"))?;
         Ok(S3Container {
