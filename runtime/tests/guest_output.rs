@@ -244,3 +244,75 @@ fn a_flooding_guest_is_held_to_its_log_rate_and_every_drop_reported() {
         "every byte logged or reported dropped"
     );
 }
+
+#[test]
+fn wasi_logging_goes_to_the_guest_log_and_secrets_never_reach_the_log() {
+    const SECRET: &str = "TOPSECRET-4f1d9a";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.secret"), SECRET).unwrap();
+    let manifest = dir.path().join("gust.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"
+[secrets.token]
+file = "token.secret"
+
+[functions.settings]
+component = "{}"
+config = {{ token = "{{{{ secrets.token }}}}" }}
+environment = {{ TOKEN = "{{{{ secrets.token }}}}" }}
+
+[[routes]]
+path = "/{{*rest}}"
+function = "settings"
+"#,
+            guests::CONFIG_DRAFT_PATH
+        ),
+    )
+    .unwrap();
+
+    // `gust check` lists what is granted, not the values.
+    let check = std::process::Command::new(support::GUST)
+        .arg("check")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("settings: config token; env TOKEN"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(SECRET), "{stdout}");
+
+    let server = Serving::start(&[manifest.to_str().unwrap()]);
+    // The guest gets the secret (it was granted it)...
+    let (status, body) = get(server.addr, "/config/token");
+    assert_eq!((status, body.as_str()), (200, SECRET));
+    let (status, body) = get(server.addr, "/log?disk-nearly-full");
+    assert_eq!((status, body.as_str()), (200, "logged"));
+    let log = terminated(server);
+    let text = log.join("\n");
+    // ...but gust itself never logs it.
+    assert!(!text.contains(SECRET), "{text}");
+
+    // Each `wasi:logging` call is a line of the guest's stderr, with its
+    // level and context, logged with the invocation's ids.
+    let guest: Vec<Record> = log
+        .iter()
+        .filter_map(|line| record(line))
+        .filter(|r| r.target == "gust::guest")
+        .collect();
+    assert_eq!(guest.len(), 1, "{text}");
+    let output = fields(guest[0].rest, "guest output");
+    assert_eq!(field(&output, "function"), ["settings"], "{text}");
+    assert_eq!(field(&output, "stream"), ["stderr"], "{text}");
+    assert_eq!(
+        field(&output, "output"),
+        [
+            "TRACE config-draft: disk-nearly-full\nINFO config-draft: disk-nearly-full\nCRITICAL config-draft: disk-nearly-full"
+        ],
+        "{text}"
+    );
+}
