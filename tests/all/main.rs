@@ -19,6 +19,7 @@ mod fuel;
 mod host_work;
 mod hostile;
 mod in_process;
+mod key_value;
 mod limits;
 mod loading;
 mod outbound;

@@ -2,7 +2,9 @@
 //! `kv-draft2` test guests (included by path: each crate has its own
 //! bindings, both named `crate::wasi`).
 
-use crate::wasi::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use crate::wasi::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 /// Sends `body` with `status`.
 pub fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
@@ -56,11 +58,16 @@ impl Query {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn num(&self, name: &str, default: u64) -> u64 {
-        self.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+        self.get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     }
 
     /// `key=K`, or `keylen=N` for a key of N `k`s.
@@ -76,7 +83,10 @@ impl Query {
         if !body.is_empty() {
             return body;
         }
-        match (self.get("value"), self.get("len").and_then(|n| n.parse::<usize>().ok())) {
+        match (
+            self.get("value"),
+            self.get("len").and_then(|n| n.parse::<usize>().ok()),
+        ) {
             (Some(v), _) => v.as_bytes().to_vec(),
             (None, Some(n)) => vec![b'x'; n],
             (None, None) => Vec::new(),

@@ -42,7 +42,9 @@ fn error(e: store::Error) -> Answer {
     match e {
         store::Error::NoSuchStore => (404, b"no-such-store".to_vec()),
         store::Error::AccessDenied => (403, b"access-denied".to_vec()),
-        store::Error::Other(s) if s.contains("unavailable") => (503, format!("other: {s}").into_bytes()),
+        store::Error::Other(s) if s.contains("unavailable") => {
+            (503, format!("other: {s}").into_bytes())
+        }
         store::Error::Other(s) => (500, format!("other: {s}").into_bytes()),
     }
 }
@@ -74,7 +76,9 @@ fn run(query: &Query, body: Vec<u8>) -> Result<Answer, store::Error> {
                 }
             }
         }
-        return Ok(text(format!("opened {opened} of {n}; error: {first_error}")));
+        return Ok(text(format!(
+            "opened {opened} of {n}; error: {first_error}"
+        )));
     }
     let bucket = store::open(name)?;
     let key = query.key();
@@ -110,14 +114,22 @@ fn run(query: &Query, body: Vec<u8>) -> Result<Answer, store::Error> {
         "batch" => {
             let n = query.num("n", 10);
             let keys: Vec<String> = (0..n).map(|i| format!("{key}.{i}")).collect();
-            let pairs: Vec<(String, Vec<u8>)> =
-                keys.iter().map(|k| (k.clone(), format!("v:{k}").into_bytes())).collect();
+            let pairs: Vec<(String, Vec<u8>)> = keys
+                .iter()
+                .map(|k| (k.clone(), format!("v:{k}").into_bytes()))
+                .collect();
             batch::set_many(&bucket, &pairs)?;
             let got = batch::get_many(&bucket, &keys)?;
-            let all_back = got.iter().zip(&pairs).all(|(g, (k, v))| g.as_ref() == Some(&(k.clone(), v.clone())));
+            let all_back = got
+                .iter()
+                .zip(&pairs)
+                .all(|(g, (k, v))| g.as_ref() == Some(&(k.clone(), v.clone())));
             let half: Vec<String> = keys.iter().step_by(2).cloned().collect();
             batch::delete_many(&bucket, &half)?;
-            let left = batch::get_many(&bucket, &keys)?.iter().filter(|v| v.is_some()).count();
+            let left = batch::get_many(&bucket, &keys)?
+                .iter()
+                .filter(|v| v.is_some())
+                .count();
             text(format!("set {n}, read back {all_back}, {left} left"))
         }
         "bench" => {

@@ -48,7 +48,9 @@ fn error(e: store::Error) -> Answer {
     match e {
         store::Error::NoSuchStore => (404, b"no-such-store".to_vec()),
         store::Error::AccessDenied => (403, b"access-denied".to_vec()),
-        store::Error::Other(s) if s.contains("unavailable") => (503, format!("other: {s}").into_bytes()),
+        store::Error::Other(s) if s.contains("unavailable") => {
+            (503, format!("other: {s}").into_bytes())
+        }
         store::Error::Other(s) => (500, format!("other: {s}").into_bytes()),
     }
 }
@@ -87,7 +89,9 @@ fn run(query: &Query, body: Vec<u8>) -> Result<Answer, store::Error> {
                 }
             }
         }
-        return Ok(text(format!("opened {opened} of {n}; error: {first_error}")));
+        return Ok(text(format!(
+            "opened {opened} of {n}; error: {first_error}"
+        )));
     }
     let bucket = store::open(name)?;
     let key = query.key();
@@ -126,8 +130,10 @@ fn run(query: &Query, body: Vec<u8>) -> Result<Answer, store::Error> {
         "batch" => {
             let n = query.num("n", 10);
             let keys: Vec<String> = (0..n).map(|i| format!("{key}.{i}")).collect();
-            let pairs: Vec<(String, Vec<u8>)> =
-                keys.iter().map(|k| (k.clone(), format!("v:{k}").into_bytes())).collect();
+            let pairs: Vec<(String, Vec<u8>)> = keys
+                .iter()
+                .map(|k| (k.clone(), format!("v:{k}").into_bytes()))
+                .collect();
             batch::set_many(&bucket, &pairs)?;
             let got = batch::get_many(&bucket, &keys)?;
             let all_back = got
@@ -136,7 +142,10 @@ fn run(query: &Query, body: Vec<u8>) -> Result<Answer, store::Error> {
                 .all(|((gk, gv), (k, v))| gk == k && gv.as_ref() == Some(v));
             let half: Vec<String> = keys.iter().step_by(2).cloned().collect();
             batch::delete_many(&bucket, &half)?;
-            let left = batch::get_many(&bucket, &keys)?.iter().filter(|(_, v)| v.is_some()).count();
+            let left = batch::get_many(&bucket, &keys)?
+                .iter()
+                .filter(|(_, v)| v.is_some())
+                .count();
             text(format!("set {n}, read back {all_back}, {left} left"))
         }
         "cas" => {
@@ -153,7 +162,8 @@ fn run(query: &Query, body: Vec<u8>) -> Result<Answer, store::Error> {
             let fresh_seen = fresh.current()?;
             atomics::swap(fresh, b"four").map_err(cas_error)?;
             let last = bucket.get(&key)?;
-            let show = |v: Option<Vec<u8>>| String::from_utf8_lossy(&v.unwrap_or_default()).into_owned();
+            let show =
+                |v: Option<Vec<u8>>| String::from_utf8_lossy(&v.unwrap_or_default()).into_owned();
             text(format!(
                 "first saw {}, conflict saw {}, now {}",
                 show(seen),

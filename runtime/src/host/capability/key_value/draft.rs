@@ -35,7 +35,11 @@ impl store::HostBucket for HostState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<Option<Vec<u8>>> {
         let store = self.kv_store(&bucket)?;
         let value = store.get(&key).await;
-        let size = value.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len);
+        let size = value
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref())
+            .map_or(0, Vec::len);
         self.kv_charge(1, key.len() + size);
         Ok(value.map_err(Into::into))
     }
@@ -65,7 +69,9 @@ impl store::HostBucket for HostState {
     ) -> Reply<store::KeyResponse> {
         let store = self.kv_store(&bucket)?;
         let page = store.list(cursor).await;
-        let bytes = page.as_ref().map_or(0, |(keys, _)| keys.iter().map(String::len).sum());
+        let bytes = page
+            .as_ref()
+            .map_or(0, |(keys, _)| keys.iter().map(String::len).sum());
         self.kv_charge(1, bytes);
         Ok(page
             .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
@@ -88,9 +94,8 @@ impl atomics::Host for HostState {
             )));
         };
         Ok(match store.increment(&key, delta).await {
-            Ok(value) => u64::try_from(value).map_err(|_| {
-                store::Error::Other(format!("the counter is negative ({value})"))
-            }),
+            Ok(value) => u64::try_from(value)
+                .map_err(|_| store::Error::Other(format!("the counter is negative ({value})"))),
             Err(e) => Err(e.into()),
         })
     }
@@ -105,7 +110,9 @@ impl batch::Host for HostState {
         let store = self.kv_store(&bucket)?;
         let values = store.get_many(keys.clone()).await;
         let bytes = keys.iter().map(String::len).sum::<usize>()
-            + values.as_ref().map_or(0, |v| v.iter().flatten().map(Vec::len).sum());
+            + values
+                .as_ref()
+                .map_or(0, |v| v.iter().flatten().map(Vec::len).sum());
         self.kv_charge(keys.len(), bytes);
         Ok(values
             .map(|values| {

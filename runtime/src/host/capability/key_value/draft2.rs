@@ -36,7 +36,11 @@ impl store::HostBucket for HostState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<Option<Vec<u8>>> {
         let store = self.kv_store(&bucket)?;
         let value = store.get(&key).await;
-        let size = value.as_ref().ok().and_then(|v| v.as_ref()).map_or(0, Vec::len);
+        let size = value
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref())
+            .map_or(0, Vec::len);
         self.kv_charge(1, key.len() + size);
         Ok(value.map_err(Into::into))
     }
@@ -70,7 +74,9 @@ impl store::HostBucket for HostState {
             Err(_) => return Ok(Err(store::Error::Other("invalid cursor".into()))),
         };
         let page = store.list(cursor).await;
-        let bytes = page.as_ref().map_or(0, |(keys, _)| keys.iter().map(String::len).sum());
+        let bytes = page
+            .as_ref()
+            .map_or(0, |(keys, _)| keys.iter().map(String::len).sum());
         self.kv_charge(1, bytes);
         Ok(page
             .map(|(keys, cursor)| store::KeyResponse {
@@ -141,7 +147,9 @@ impl batch::Host for HostState {
         let store = self.kv_store(&bucket)?;
         let values = store.get_many(keys.clone()).await;
         let bytes = keys.iter().map(String::len).sum::<usize>()
-            + values.as_ref().map_or(0, |v| v.iter().flatten().map(Vec::len).sum());
+            + values
+                .as_ref()
+                .map_or(0, |v| v.iter().flatten().map(Vec::len).sum());
         self.kv_charge(keys.len(), bytes);
         Ok(values
             .map(|values| keys.into_iter().zip(values).collect())

@@ -126,11 +126,17 @@ impl Capability for KeyValue {
                 if !opened.contains_key(name) {
                     let backend = match settings.stores.get(name) {
                         None => Backend::Sqlite(sqlite::Db::open(
-                            &settings.app_dir(app_name).join("kv").join(format!("{name}.sqlite")),
+                            &settings
+                                .app_dir(app_name)
+                                .join("kv")
+                                .join(format!("{name}.sqlite")),
                         )?),
                         Some(StoreBackend::Sqlite(path)) => {
                             let path = path.clone().unwrap_or_else(|| {
-                                settings.app_dir(app_name).join("kv").join(format!("{name}.sqlite"))
+                                settings
+                                    .app_dir(app_name)
+                                    .join("kv")
+                                    .join(format!("{name}.sqlite"))
                             });
                             Backend::Sqlite(sqlite::Db::open(&path)?)
                         }
@@ -298,7 +304,10 @@ impl Store {
 
     /// One page of keys from `cursor` (`None`: the start), and the cursor
     /// of the next page (`None`: this was the last).
-    pub(crate) async fn list(&self, cursor: Option<u64>) -> Result<(Vec<String>, Option<u64>), KvError> {
+    pub(crate) async fn list(
+        &self,
+        cursor: Option<u64>,
+    ) -> Result<(Vec<String>, Option<u64>), KvError> {
         match &self.backend {
             Backend::Sqlite(db) => db.list(&self.app, &self.name, cursor).await,
             Backend::Redis(hash) => hash.list(cursor).await,
@@ -306,7 +315,10 @@ impl Store {
     }
 
     /// The values of `keys`, in order.
-    pub(crate) async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+    pub(crate) async fn get_many(
+        &self,
+        keys: Vec<String>,
+    ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
         for key in &keys {
             self.check_key(key)?;
         }
@@ -352,7 +364,10 @@ impl Store {
         self.check_key(key)?;
         let max_keys = self.limits.max_keys;
         match &self.backend {
-            Backend::Sqlite(db) => db.increment(&self.app, &self.name, key, delta, max_keys).await,
+            Backend::Sqlite(db) => {
+                db.increment(&self.app, &self.name, key, delta, max_keys)
+                    .await
+            }
             Backend::Redis(hash) => hash.increment(key, delta, max_keys).await,
         }
     }

@@ -357,7 +357,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("kv.sqlite")).unwrap();
         let pairs = |keys: &[&str]| -> Vec<(String, Vec<u8>)> {
-            keys.iter().map(|k| (k.to_string(), b"v".to_vec())).collect()
+            keys.iter()
+                .map(|k| (k.to_string(), b"v".to_vec()))
+                .collect()
         };
         db.set_many("a", "s", pairs(&["x", "y"]), 3).await.unwrap();
         // Updates do not count as new keys.
@@ -368,11 +370,17 @@ mod tests {
         db.set_many("a", "s", pairs(&["z"]), 2).await.unwrap();
         // Another app's store has its own count.
         db.set_many("b", "s", pairs(&["x", "y"]), 2).await.unwrap();
-        assert_eq!(db.increment("a", "s", "z", 1, 2).await, Err(KvError::other("the value is not an integer")));
+        assert_eq!(
+            db.increment("a", "s", "z", 1, 2).await,
+            Err(KvError::other("the value is not an integer"))
+        );
         assert_eq!(db.increment("a", "n", "c", 41, 2).await.unwrap(), 41);
         assert_eq!(db.increment("a", "n", "c", 1, 2).await.unwrap(), 42);
         assert_eq!(db.get("a", "n", "c").await.unwrap(), Some(b"42".to_vec()));
-        assert_eq!(db.increment("a", "n", "c", i64::MAX, 2).await, Err(overflow()));
+        assert_eq!(
+            db.increment("a", "n", "c", i64::MAX, 2).await,
+            Err(overflow())
+        );
     }
 
     #[tokio::test]
@@ -387,8 +395,9 @@ mod tests {
     async fn lists_in_pages() {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("kv.sqlite")).unwrap();
-        let pairs: Vec<(String, Vec<u8>)> =
-            (0..LIST_PAGE + 5).map(|i| (format!("k{i}"), vec![])).collect();
+        let pairs: Vec<(String, Vec<u8>)> = (0..LIST_PAGE + 5)
+            .map(|i| (format!("k{i}"), vec![]))
+            .collect();
         db.set_many("a", "s", pairs, u64::MAX).await.unwrap();
         let (first, cursor) = db.list("a", "s", None).await.unwrap();
         assert_eq!(first.len(), LIST_PAGE);
