@@ -446,6 +446,28 @@ async fn users_register_log_in_and_verify_tokens() {
         "a token signed with another key"
     );
 
+    // Concurrent registrations of one name: exactly one wins (the store's
+    // compare-and-swap settles the race the existence check cannot).
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let addr = server.addr;
+        racers.push(tokio::spawn(async move {
+            let body = json!({"name": "carol", "password": format!("password {i}")});
+            send(addr, post_json("/register", body))
+                .await
+                .unwrap()
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for racer in racers {
+        statuses.push(racer.await.unwrap());
+    }
+    statuses.sort();
+    let mut expected = vec![StatusCode::CONFLICT; 7];
+    expected.insert(0, StatusCode::CREATED);
+    assert_eq!(statuses, expected);
+
     // Public profiles.
     let profile = server.get("/users/alice").await;
     assert_eq!(profile.status, StatusCode::OK, "{}", profile.text());
@@ -566,4 +588,31 @@ fn base64_url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_counter_and_upload_manifests_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = secret_file(dir.path());
+    let counter = TestServer::start(example_manifest("counter", &secret)).await;
+    let reply = counter
+        .send(request(Method::POST, "/counter/visits", Bytes::new()))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"name": "visits", "value": 1}));
+    let reply = counter
+        .send(request(Method::DELETE, "/counter/visits", Bytes::new()))
+        .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let upload = TestServer::start(example_manifest("upload", &secret)).await;
+    let data = pattern(3 << 20);
+    let put = upload
+        .send(request(Method::PUT, "/files/photo.jpg", data.clone()))
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED, "{}", put.text());
+    let get = upload.get("/files/photo.jpg").await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert!(get.body == data);
+    assert_eq!(upload.get("/files").await.json(), json!(["photo.jpg"]));
 }
