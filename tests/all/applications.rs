@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
+use crate::support::s3::S3Server;
 use crate::support::servers::{self, Spawned};
 use crate::support::{Reply, TestServer, manifest, send};
 
@@ -191,10 +192,23 @@ fn fnv(bytes: &[u8]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_streams_50_mib_in_and_out_in_little_memory() {
+    upload_story("").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_streams_50_mib_in_and_out_of_s3() {
+    let Some(s3) = S3Server::start() else { return };
+    upload_story(&s3.container("uploads")).await;
+}
+
+/// Everything the upload example does, on the container backend `head`
+/// maps (the embedded directory if empty).
+async fn upload_story(head: &str) {
     // 51 MiB objects allowed: 50 MiB fits, 52 MiB does not.
     let server = TestServer::start(
         manifest()
             .head("[blob]\nmax_object_size = 53477376")
+            .head(head)
             .function("upload", "{UPLOAD}")
             .set("blob_containers = [\"uploads\"]\ntimeout = \"60s\"")
             .route("/files")
