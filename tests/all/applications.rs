@@ -324,6 +324,35 @@ async fn upload_story(head: &str) {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_cut_short_stores_nothing() {
+    let server = TestServer::start(
+        manifest()
+            .function("upload", "{UPLOAD}")
+            .set("blob_containers = [\"uploads\"]")
+            .route("/files")
+            .route("/files/{name}"),
+    )
+    .await;
+    // 10 MiB announced, 1 MiB sent, then the client goes away.
+    let mut bytes = format!(
+        "PUT /files/partial.bin HTTP/1.1\r\nhost: gust\r\ncontent-length: {}\r\n\r\n",
+        10 << 20
+    )
+    .into_bytes();
+    bytes.extend(pattern(1 << 20));
+    let stream = crate::support::client::raw_request(server.addr, &bytes).await;
+    drop(stream);
+    let record = server.record_of("upload").await;
+    // The client is gone (499), and the half-written object with it.
+    assert_eq!(record.status, 499, "{record:?}");
+    assert_eq!(
+        server.get("/files/partial.bin").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(server.get("/files").await.json(), json!([]));
+}
+
 /// Logs `name` in with `password`.
 async fn login(server: &TestServer, name: &str, password: &str) -> Reply {
     server
