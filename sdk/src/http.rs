@@ -83,6 +83,12 @@ pub fn send<B: Into<Body>>(
 
 /// Sends `request`, streaming its body, and returns the response as soon
 /// as its head arrives; its body is read as it arrives.
+///
+/// The request body is written whole before the response is returned
+/// (a guest is one thread). An upstream that answers while it is still
+/// reading (an echo) can therefore stall once its answer fills the
+/// buffers between the two; upstreams that read the request before
+/// answering (uploads, most APIs) stream any size in either direction.
 pub fn send_streaming<B: Into<Body>>(
     request: Request<B>,
 ) -> std::result::Result<Response<IncomingBody>, SendError> {
