@@ -435,3 +435,46 @@ async fn a_function_calling_itself_is_cut_at_the_depth_limit() {
     assert_eq!(server.records_for("proxy").len(), 9, "no call past depth 8");
     hello_still_answers(&server).await;
 }
+
+#[tokio::test]
+async fn the_p3_client_goes_through_the_same_policy() {
+    let backend = Backend::start().await;
+    let other = Backend::start().await;
+    let entry = format!("http://{}", backend.addr);
+    let server = TestServer::start(
+        manifest()
+            .hello()
+            .function("p3fetch", "{OUTBOUND_P3}")
+            .set(&format!(
+                "allowed_outbound_hosts = [\"{entry}\", \"http://hello.gust.internal\"]"
+            ))
+            .route("/p3fetch"),
+    )
+    .await;
+
+    let reply = server
+        .get(&format!("/p3fetch?url={}", backend.url("/hello")))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.text(), "backend says hi");
+
+    let reply = server
+        .get(&format!("/p3fetch?url={}", other.url("/hello")))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    assert!(
+        reply.text().contains("HttpRequestDenied"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(other.connections(), 0);
+
+    // In process, from a p3 caller to a p2 callee.
+    let direct = server.get("/hello").await;
+    let reply = server
+        .get("/p3fetch?url=http://hello.gust.internal/hello")
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.body, direct.body);
+    server.record(&format!("{}.1", reply.request_id())).await;
+}
