@@ -42,6 +42,9 @@ use crate::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError}
 /// stream never needs much guest memory.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
+/// The most `blocking-write-and-flush` takes in one call (`wasi:io`).
+const BLOCKING_WRITE_MAX: usize = 4096;
+
 /// A `wasi:io` input stream as an [`io::Read`].
 pub(crate) struct StreamReader {
     stream: InputStream,
@@ -283,13 +286,23 @@ impl Body {
 
     /// Writes the body to `stream`; the caller finishes the body.
     pub(crate) fn write_to(self, stream: OutputStream) -> Result<(), CopyError> {
+        if let Inner::Bytes(bytes) = &self.0
+            && bytes.len() <= BLOCKING_WRITE_MAX
+        {
+            // The common small body: one host call instead of a
+            // check-write, write, flush and check-write round.
+            if !bytes.is_empty() {
+                stream
+                    .blocking_write_and_flush(bytes)
+                    .map_err(|e| CopyError::Write(write_error(e)))?;
+            }
+            return Ok(());
+        }
         let mut writer = StreamWriter::new(stream);
         match self.0 {
             Inner::Bytes(bytes) => {
-                if !bytes.is_empty() {
-                    writer.write_all(&bytes).map_err(CopyError::Write)?;
-                    writer.flush().map_err(CopyError::Write)?;
-                }
+                writer.write_all(&bytes).map_err(CopyError::Write)?;
+                writer.flush().map_err(CopyError::Write)?;
             }
             Inner::Reader(mut reader) => {
                 writer.copy_from(&mut reader)?;
