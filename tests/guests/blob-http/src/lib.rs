@@ -9,7 +9,7 @@
 //! - `?op=get&c=C&name=N[&start=S&end=E][&sync=1]`: the object (or the
 //!   inclusive range) as the body, streamed (`consume-async`) or read whole
 //!   (`consume-sync`).
-//! - `?op=delete`, `?op=has`, `?op=info` (size), `?op=list` (names, one a
+//! - `?op=delete`, `?op=has` (`&times=N`: N calls), `?op=info` (size), `?op=list` (names, one a
 //!   line, read 7 at a time), `?op=skip&n=K` (skips K names, then lists),
 //!   `?op=clear`, `?op=exists`, `?op=delete-container`.
 //! - `?op=copy&c=C&name=N&to=C2&to_name=N2`, `?op=move` likewise.
@@ -294,7 +294,17 @@ impl gust_sdk::bindings::exports::wasi::http::incoming_handler::Guest for BlobHt
                 }
             }
             "delete" => c.delete_object(&name).map(|()| "deleted".into()),
-            "has" => c.has_object(&name).map(|b| b.to_string()),
+            "has" => {
+                // `&times=N`: N calls, for the benchmark of one operation.
+                let times: u64 = param(&query, "times")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(1);
+                let mut found = Ok(false);
+                for _ in 0..times {
+                    found = c.has_object(&name);
+                }
+                found.map(|b| b.to_string())
+            }
             "info" => c
                 .object_info(&name)
                 .map(|m| format!("{} {} {}", m.size, m.container, m.name)),
