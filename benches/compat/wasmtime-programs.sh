@@ -82,33 +82,52 @@ for p in crates/test-programs/src/lib.rs crates/wasi-http/wit; do
 done
 echo "wasmtime test programs from $src at $commit" >&2
 
-# The crate's own Cargo.toml inherits from wasmtime's workspace; this one
-# pins the same dependencies (versions of wasmtime's workspace at the time
-# of writing) and makes the crate its own workspace.
-cat > "$work/crates/test-programs/Cargo.toml" <<'EOF'
-[package]
-name = "test-programs"
-version = "0.0.0"
-edition = "2024"
-publish = false
+# The crate's own Cargo.toml inherits from wasmtime's workspace: write a
+# standalone one with the workspace's dependency versions resolved (and
+# without its lints and MSRV), its own [workspace].
+if [ -d "$src/crates/test-programs" ]; then
+    cp "$src/Cargo.toml" "$work/workspace-Cargo.toml"
+    cp "$src/crates/test-programs/Cargo.toml" "$work/test-programs-Cargo.toml"
+else
+    git --git-dir="$src" show "$rev:Cargo.toml" > "$work/workspace-Cargo.toml"
+    git --git-dir="$src" show "$rev:crates/test-programs/Cargo.toml" > "$work/test-programs-Cargo.toml"
+fi
+python3 - "$work" <<'PY'
+import json, sys, tomllib
+work = sys.argv[1]
+ws = tomllib.load(open(f"{work}/workspace-Cargo.toml", "rb"))
+crate = tomllib.load(open(f"{work}/test-programs-Cargo.toml", "rb"))
+wsdeps = ws["workspace"]["dependencies"]
+edition = ws["workspace"]["package"]["edition"]
 
-[dependencies]
-anyhow = { version = "1.0.103", default-features = false, features = ['std'] }
-wasi-nn = "0.6.0"
-wit-bindgen = { version = "0.60.0", default-features = false, features = ['default', 'async-spawn', 'inter-task-wakeup'] }
-libc = { version = "0.2.185", default-features = true }
-futures = { version = "0.3.31", default-features = false, features = ['std', 'async-await'] }
-url = "2.5.7"
-sha2 = { version = "0.10.2", default-features = false }
-base64 = "0.22.1"
-wasip1 = { version = "1.0.0", default-features = true }
-wasip2 = "1.0.0"
-once_cell = "1.19.0"
-flate2 = "1.0.28"
-regex = "1.9.1"
+def inline(v):
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, list):
+        return "[" + ", ".join(inline(x) for x in v) + "]"
+    return "{ " + ", ".join(f"{k} = {inline(x)}" for k, x in v.items()) + " }"
 
-[workspace]
-EOF
+lines = ["[package]", 'name = "test-programs"', 'version = "0.0.0"',
+         f"edition = {json.dumps(edition)}", "publish = false", "", "[dependencies]"]
+for name, spec in crate["dependencies"].items():
+    if isinstance(spec, dict) and spec.get("workspace"):
+        base = wsdeps[name]
+        base = {"version": base} if isinstance(base, str) else dict(base)
+        if "path" in base:
+            sys.exit(f"test-programs depends on wasmtime's path crate {name}: not supported")
+        features = base.get("features", []) + spec.get("features", [])
+        merged = {k: v for k, v in base.items() if k != "features"}
+        if "default-features" in spec:
+            merged["default-features"] = spec["default-features"]
+        if features:
+            merged["features"] = features
+        spec = merged
+    lines.append(f"{name} = {inline(spec)}")
+lines += ["", "[workspace]", ""]
+open(f"{work}/crates/test-programs/Cargo.toml", "w").write("\n".join(lines))
+PY
 
 # 2. Core modules for wasm32-wasip1, as wasmtime's artifacts/build.rs does.
 bins=()
@@ -144,7 +163,7 @@ mkdir -p "$components"
 for p in "${programs[@]}"; do
     case "$p" in
         p2_api_proxy*) adapter=proxy ;;
-        *) adapter=command ;;
+        *) adapter="command" ;;
     esac
     wasm-tools component new "$target/wasm32-wasip1/release/$p.wasm" \
         --adapt "wasi_snapshot_preview1=$adapters/wasi_snapshot_preview1.$adapter.wasm" \
