@@ -478,3 +478,22 @@ async fn the_p3_client_goes_through_the_same_policy() {
     assert_eq!(reply.body, direct.body);
     server.record(&format!("{}.1", reply.request_id())).await;
 }
+
+#[tokio::test]
+async fn https_runs_tls_over_the_checked_connection() {
+    // A plain-HTTP backend behind an `https` entry: gust connects to the
+    // named address and starts TLS, which the backend cannot speak.
+    let backend = Backend::start().await;
+    let entry = format!("https://{}", backend.addr);
+    let server = TestServer::start(proxy(&[&entry], "")).await;
+    let reply = server
+        .get(&format!("/proxy?url=https://{}/hello", backend.addr))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    assert!(reply.text().contains("Tls"), "{}", reply.text());
+    assert_eq!(
+        backend.connections(),
+        1,
+        "one connection, to the checked address"
+    );
+}
