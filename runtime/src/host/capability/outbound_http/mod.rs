@@ -8,7 +8,8 @@
 //! the function's `outbound_requests` limit, or (composition) deeper than
 //! [`MAX_DEPTH`] is refused before anything touches the network, with a
 //! warning naming the app, function, request id and the URI without its
-//! query. An allowed request goes out through [`connect`], which refuses
+//! query (the first few of an invocation; the rest at debug level). An
+//! allowed request goes out through [`connect`], which refuses
 //! private and special addresses unless an entry names them.
 //!
 //! Each request is charged [`OUTBOUND_REQUEST_FUEL`] and [`body_fuel`] of
@@ -160,6 +161,8 @@ pub(crate) struct Meter {
     requests: AtomicU64,
     sent: AtomicU64,
     received: AtomicU64,
+    /// Requests refused (for [`log_denial`]).
+    denied: AtomicU64,
 }
 
 impl Meter {
@@ -231,14 +234,37 @@ impl Policy {
         why: &str,
         error: Error,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
-        tracing::warn!(
-            app = %self.shared.app,
-            function = %self.function,
-            request_id = %self.caller.request_id,
-            uri = %without_query(uri),
-            "outbound HTTP request denied: {why}"
+        log_denial(
+            &self.meter,
+            &self.shared.app,
+            &self.function,
+            &self.caller.request_id,
+            uri,
+            why,
         );
         Box::new(async move { Err(error) })
+    }
+}
+
+/// Denials of one invocation logged as warnings; the rest are logged at
+/// debug level, so a guest looping on denied requests (each one costs it
+/// a host call) cannot flood the operator's log.
+const WARNED_DENIALS: u64 = 3;
+
+/// Logs a denied request of the invocation that `meter` counts for.
+fn log_denial(
+    meter: &Meter,
+    app: &FunctionId,
+    function: &FunctionId,
+    request_id: &str,
+    uri: &http::Uri,
+    why: &str,
+) {
+    let uri = without_query(uri);
+    if meter.denied.fetch_add(1, Ordering::Relaxed) < WARNED_DENIALS {
+        tracing::warn!(%app, %function, %request_id, %uri, "outbound HTTP request denied: {why}");
+    } else {
+        tracing::debug!(%app, %function, %request_id, %uri, "outbound HTTP request denied: {why}");
     }
 }
 
@@ -337,15 +363,17 @@ impl WasiHttpHooks for Policy {
         let sending = connect::send(target, request, options, self.meter.clone());
         let (app, function) = (self.shared.app.clone(), self.function.clone());
         let request_id = self.caller.request_id.clone();
+        let meter = self.meter.clone();
         Box::new(async move {
             let sent = sending.await;
             if let Err(Error::DestinationIpProhibited) = &sent {
-                tracing::warn!(
-                    %app,
-                    %function,
-                    %request_id,
-                    uri = %without_query(&uri),
-                    "outbound HTTP request denied: the host is or resolves to a private or special address that no allow-list entry names"
+                log_denial(
+                    &meter,
+                    &app,
+                    &function,
+                    &request_id,
+                    &uri,
+                    "the host is or resolves to a private or special address that no allow-list entry names",
                 );
             }
             sent
