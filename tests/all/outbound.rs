@@ -497,3 +497,33 @@ async fn https_runs_tls_over_the_checked_connection() {
         "one connection, to the checked address"
     );
 }
+
+#[tokio::test]
+async fn a_connection_that_does_not_open_in_time_fails() {
+    // A listener that never accepts, its backlog filled by the test: the
+    // kernel drops further SYNs, so the guest's connection cannot open.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let connect = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(std::time::Duration::from_millis(300), connect).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            // The backlog is full.
+            _ => break,
+        }
+    }
+    let entry = format!("http://{addr}");
+    let server = TestServer::start(proxy(&[&entry], "outbound_connect_timeout = \"300ms\"")).await;
+    let reply = server.get(&format!("/proxy?url=http://{addr}/")).await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    assert!(
+        reply.text().contains("ConnectionTimeout"),
+        "{}",
+        reply.text()
+    );
+    hello_still_answers(&server).await;
+    drop(listener);
+}
