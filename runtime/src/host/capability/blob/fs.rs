@@ -46,6 +46,31 @@ impl FsContainer {
         Ok(FsContainer { dir: Arc::new(dir) })
     }
 
+    /// Deletes temporary files older than `age` left at the top of the
+    /// directory by a gust that stopped mid-write (younger ones may be
+    /// writes in progress of another version of the app). Best effort.
+    pub(crate) fn remove_stale_temps(&self, age: std::time::Duration) {
+        let Ok(entries) = self.dir.entries() else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t.into_std()).ok())
+                .is_some_and(|elapsed| elapsed > age);
+            if old {
+                let _ = self.dir.remove_file(&name);
+            }
+        }
+    }
+
     /// The metadata of object `name`: a regular file, never a symlink.
     pub(crate) fn stat(&self, name: &str) -> std::io::Result<Metadata> {
         let meta = self.dir.symlink_metadata(name)?;

@@ -54,6 +54,10 @@ const MAX_SYNC_READ: u64 = 16 << 20;
 /// Names one `read-stream-object-names` call returns at most.
 const MAX_NAMES_PER_READ: u64 = 10_000;
 
+/// Temporary files older than this, left by a gust that stopped
+/// mid-write, are deleted when the app opens its containers.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Denials logged per instance; the rest are counted in one line.
 const LOGGED_DENIALS: u32 = 10;
 
@@ -136,6 +140,7 @@ pub struct IncomingValue {
 enum Body {
     Empty,
     File(std::fs::File),
+    #[cfg_attr(not(feature = "s3"), allow(dead_code))]
     Stream(Chunks, AbortOnDrop),
 }
 
@@ -168,6 +173,7 @@ impl Capability for Blob {
                     let dir =
                         fs::FsContainer::open(&settings.app_dir(app_name).join("blob-staging"))
                             .map_err(|e| anyhow::anyhow!("blob staging directory: {e}"))?;
+                    dir.remove_stale_temps(STALE_TEMP_AGE);
                     staging = Some(dir.dir);
                 }
                 let state = match opened.get(name) {
@@ -245,10 +251,12 @@ fn open_container(
         }
     };
     let created_at = match &backend {
-        Backend::Fs(fs) => fs
-            .dir
-            .dir_metadata()
-            .map_or_else(|_| now_secs(), |m| fs::created_at(&m)),
+        Backend::Fs(fs) => {
+            fs.remove_stale_temps(STALE_TEMP_AGE);
+            fs.dir
+                .dir_metadata()
+                .map_or_else(|_| now_secs(), |m| fs::created_at(&m))
+        }
         #[cfg(feature = "s3")]
         Backend::S3(_) => now_secs(),
     };
@@ -374,7 +382,7 @@ impl ContainerState {
                 let (size, _) = s3.stat(name).await?.ok_or("no such object")?;
                 let (mut chunks, _task) = s3.read(name, 0, size).await?;
                 let mut spool = Some(blocking(move || stream::Spool::create(into)).await?);
-                while let Some(chunk) = chunks.recv().await {
+                while let Some(chunk) = chunks.next().await {
                     let chunk = chunk?;
                     let Some(mut s) = spool.take() else { break };
                     spool = Some(

@@ -44,7 +44,7 @@ fn message(e: &object_store::Error) -> String {
             // The operator's log gets the cause (object_store's errors
             // name the request, never the credentials).
             tracing::warn!(error = %other, "S3 blob request failed");
-            format!("the storage server failed the request: {other}")
+            "the storage server failed the request".into()
         }
     }
 }
@@ -133,10 +133,13 @@ impl S3Container {
             .map_err(|e| message(&e))?;
         let mut body = result.into_stream();
         let task = tokio::spawn(async move {
-            while let Some(chunk) = body.next().await {
+            while tx.wanted().await {
+                let Some(chunk) = body.next().await else {
+                    return;
+                };
                 let chunk = chunk.map_err(|e| message(&e));
                 let failed = chunk.is_err();
-                if tx.send(chunk).await.is_err() || failed {
+                if !tx.send(chunk).await || failed {
                     return;
                 }
             }

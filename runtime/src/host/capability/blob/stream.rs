@@ -1,7 +1,7 @@
 //! Object bodies as `wasi:io` streams, never whole in host memory.
 //!
 //! Writing: an `outgoing-value`'s body stream hands chunks (at most
-//! [`CHUNK`] each, [`QUEUE`] queued) to a task that appends them to a
+//! [`CHUNK`] each, one queued) to a task that appends them to a
 //! *spool*, a temporary file: inside the filesystem container the value
 //! is bound to (`write-data`), so `finish` renames it into place, or in
 //! the app's staging directory (S3 containers, and bytes written before
@@ -10,8 +10,9 @@
 //! failed write leaves nothing.
 //!
 //! Reading: an `incoming-value`'s stream is fed by a task reading the file
-//! (or the S3 response) a chunk at a time into a queue of [`QUEUE`]
-//! chunks, so a reader that stops reading stops the producer.
+//! (or the S3 response) one chunk each time the guest asks for more, so a
+//! stream holds at most two chunks and one nobody reads holds none. (A
+//! guest may hold up to its `resources` limit of such streams.)
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,8 +28,8 @@ use super::names::TEMP_PREFIX;
 /// The most one stream call moves, bytes.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
-/// Chunks queued between a stream and its task.
-const QUEUE: usize = 4;
+/// Chunks queued between a writing stream and its spooler.
+const QUEUE: usize = 1;
 
 /// A temporary file an object is written to before it is committed.
 pub(crate) struct Spool {
@@ -268,21 +269,99 @@ impl OutputStream for BodyWriter {
     }
 }
 
-/// What an incoming value's stream reads from, in chunks.
-pub(crate) type Chunks = mpsc::Receiver<Result<Bytes, String>>;
-
-/// A queue for a producer task to fill.
-pub(crate) fn chunk_queue() -> (mpsc::Sender<Result<Bytes, String>>, Chunks) {
-    mpsc::channel(QUEUE)
+/// What an incoming value's stream reads from: chunks its producer reads
+/// only when asked (one at a time), so a stream nobody reads holds no
+/// buffer and one being read at most two chunks.
+pub(crate) struct Chunks {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    demand: Arc<tokio::sync::Semaphore>,
+    /// A chunk was asked for and has not arrived yet.
+    asked: bool,
 }
 
-/// Reads `len` bytes of `file` from its current position into a queue.
+/// The producer's side of [`Chunks`].
+pub(crate) struct ChunkSender {
+    tx: mpsc::Sender<Result<Bytes, String>>,
+    demand: Arc<tokio::sync::Semaphore>,
+}
+
+impl ChunkSender {
+    /// Waits until the reader asks for the next chunk; `false` once the
+    /// reader is gone.
+    pub(crate) async fn wanted(&self) -> bool {
+        tokio::select! {
+            permit = self.demand.acquire() => match permit {
+                Ok(permit) => {
+                    permit.forget();
+                    true
+                }
+                Err(_) => false,
+            },
+            () = self.tx.closed() => false,
+        }
+    }
+
+    /// Hands over a chunk (or an error); `false` once the reader is gone.
+    pub(crate) async fn send(&self, chunk: Result<Bytes, String>) -> bool {
+        self.tx.send(chunk).await.is_ok()
+    }
+}
+
+impl Chunks {
+    fn ask(&mut self) {
+        if !self.asked {
+            self.asked = true;
+            self.demand.add_permits(1);
+        }
+    }
+
+    /// The next chunk; `None` at the end.
+    pub(crate) async fn next(&mut self) -> Option<Result<Bytes, String>> {
+        self.ask();
+        let item = self.rx.recv().await;
+        self.asked = false;
+        item
+    }
+
+    /// The next chunk if it is there (asking for it otherwise).
+    fn try_next(&mut self) -> Result<Result<Bytes, String>, mpsc::error::TryRecvError> {
+        self.ask();
+        let item = self.rx.try_recv();
+        if item.is_ok() {
+            self.asked = false;
+        }
+        item
+    }
+}
+
+/// A producer and its reader's queue.
+pub(crate) fn chunk_queue() -> (ChunkSender, Chunks) {
+    let (tx, rx) = mpsc::channel(1);
+    let demand = Arc::new(tokio::sync::Semaphore::new(0));
+    (
+        ChunkSender {
+            tx,
+            demand: demand.clone(),
+        },
+        Chunks {
+            rx,
+            demand,
+            asked: false,
+        },
+    )
+}
+
+/// Reads `len` bytes of `file` from its current position, a chunk each
+/// time the reader asks.
 pub(crate) fn spawn_file_reader(file: std::fs::File, len: u64) -> (Chunks, AbortOnDrop) {
     let (tx, rx) = chunk_queue();
     let task = tokio::spawn(async move {
         let mut file = Some(file);
         let mut left = len;
         while left > 0 {
+            if !tx.wanted().await {
+                return;
+            }
             let Some(mut f) = file.take() else { break };
             let want = left.min(CHUNK as u64) as usize;
             let read = blocking(move || {
@@ -308,7 +387,7 @@ pub(crate) fn spawn_file_reader(file: std::fs::File, len: u64) -> (Chunks, Abort
                     }
                     left -= buf.len() as u64;
                     file = Some(f);
-                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    if !tx.send(Ok(Bytes::from(buf))).await {
                         return;
                     }
                 }
@@ -355,7 +434,7 @@ impl BodyReader {
     /// `consume-sync`.
     pub(crate) async fn read_all(mut self, limit: u64) -> Result<Vec<u8>, String> {
         let mut out = Vec::new();
-        while let Some(chunk) = self.rx.recv().await {
+        while let Some(chunk) = self.rx.next().await {
             let chunk = chunk?;
             if (out.len() + chunk.len()) as u64 > limit {
                 return Err(format!("the object is larger than {limit} bytes"));
@@ -372,7 +451,7 @@ impl Pollable for BodyReader {
         if !self.buffered.is_empty() || self.error.is_some() || self.done {
             return;
         }
-        match self.rx.recv().await {
+        match self.rx.next().await {
             Some(Ok(bytes)) => self.buffered = bytes,
             Some(Err(e)) => self.error = Some(e),
             None => self.done = true,
@@ -392,7 +471,7 @@ impl InputStream for BodyReader {
             if self.done {
                 return Err(StreamError::Closed);
             }
-            match self.rx.try_recv() {
+            match self.rx.try_next() {
                 Ok(Ok(bytes)) => self.buffered = bytes,
                 Ok(Err(e)) => {
                     self.error = Some(e.clone());
