@@ -108,10 +108,15 @@ fn files_under(dir: &Path) -> Vec<String> {
 /// (granted nothing) at `/noblob` and `hello`; `head` adds operator
 /// tables.
 async fn start(dirs: &Dirs, head: &str) -> TestServer {
+    start_app(dirs, "blobtest", head).await
+}
+
+/// Like [`start`], for the app named `app`.
+async fn start_app(dirs: &Dirs, app: &str, head: &str) -> TestServer {
     TestServer::start(
         manifest()
             .head(&format!(
-                "name = \"blobtest\"\n{head}\n[data]\ndir = \"{}\"",
+                "name = \"{app}\"\n{head}\n[data]\ndir = \"{}\"",
                 dirs.data.display()
             ))
             .hello()
@@ -346,6 +351,37 @@ async fn s3_operations() {
         files_under(&dirs.data.join("apps/blobtest/blob-staging")),
         Vec::<String>::new()
     );
+}
+
+/// Two apps with the same container names, embedded and on one shared
+/// bucket, each see only their own objects.
+#[tokio::test]
+async fn apps_do_not_share_data() {
+    let dirs = Dirs::new();
+    let s3 = S3Server::start();
+    let head = s3
+        .as_ref()
+        .map(|s3| s3.container("other"))
+        .unwrap_or_default();
+    let one = start_app(&dirs, "one", &head).await;
+    let two = start_app(&dirs, "two", &head).await;
+    for c in ["files", "other"] {
+        if c == "other" && s3.is_none() {
+            continue;
+        }
+        assert_eq!(
+            put(&one, c, b"mine", Bytes::from("one's")).await.text(),
+            "5"
+        );
+        assert_eq!(
+            get(&two, c, b"mine", "").await.status,
+            StatusCode::NOT_FOUND,
+            "{c}"
+        );
+        assert_eq!(op(&two, &format!("op=list&c={c}")).await.text(), "", "{c}");
+        assert_eq!(op(&two, &format!("op=clear&c={c}")).await.text(), "cleared");
+        assert_eq!(get(&one, c, b"mine", "").await.text(), "one's", "{c}");
+    }
 }
 
 #[tokio::test]

@@ -154,7 +154,18 @@ impl FsContainer {
         {
             return Err(std::io::Error::from(std::io::ErrorKind::IsADirectory));
         }
-        self.dir.rename(&spool.temp, &self.dir, name)?;
+        if let Err(e) = self.dir.rename(&spool.temp, &self.dir, name) {
+            // A delete of the last object in the same directory level may
+            // have pruned it between the two steps: once more.
+            let parent = name.rsplit_once('/').map(|(parent, _)| parent);
+            match (e.kind(), parent) {
+                (std::io::ErrorKind::NotFound, Some(parent)) => {
+                    self.dir.create_dir_all(parent)?;
+                    self.dir.rename(&spool.temp, &self.dir, name)?;
+                }
+                _ => return Err(e),
+            }
+        }
         spool.committed = true;
         Ok(spool.size)
     }
