@@ -15,7 +15,10 @@
 //!
 //! Also here, not served by default: `p3-hello` (a WASIp3 component),
 //! `spin-hello` (built with the Spin Rust SDK 7) and `minimal` (the fewest
-//! host calls a response needs, the benchmarks' floor). Every crate in
+//! host calls a response needs, the benchmarks' floor). The example
+//! applications `counter`, `upload`, `users` and `gateway` are embedded too
+//! but need their manifests (`guest-examples/NAME/gust.toml`;
+//! `gateway/gust.toml` serves all four). Every crate in
 //! `guest-examples/` is embedded, so every one is an example a user may
 //! read; test fixtures and hostile guests are in `tests/guests/`
 //! (`gust_tests::guests`).
