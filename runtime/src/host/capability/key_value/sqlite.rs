@@ -58,7 +58,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// One SQLite file and the thread that owns its connection.
 pub(crate) struct Db {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 /// Files open in this process, by canonical path.
@@ -84,13 +84,20 @@ impl Db {
         if let Some(db) = open.get(&canonical).and_then(Weak::upgrade) {
             return Ok(db);
         }
-        let conn = Connection::open(&canonical)
-            .with_context(|| format!("opening key-value store {}", canonical.display()))?;
+        let db = Arc::new(Db::connect(&canonical)?);
+        open.insert(canonical, Arc::downgrade(&db));
+        Ok(db)
+    }
+
+    /// A connection of its own to the file at `path` and its thread.
+    fn connect(path: &Path) -> anyhow::Result<Db> {
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening key-value store {}", path.display()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .and_then(|_| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|_| conn.execute_batch(SCHEMA))
-            .with_context(|| format!("preparing key-value store {}", canonical.display()))?;
+            .with_context(|| format!("preparing key-value store {}", path.display()))?;
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("gust-kv-sqlite".into())
@@ -102,11 +109,7 @@ impl Db {
                 }
             })
             .context("starting the key-value store thread")?;
-        let db = Arc::new(Db {
-            jobs: Mutex::new(tx),
-        });
-        open.insert(canonical, Arc::downgrade(&db));
-        Ok(db)
+        Ok(Db { jobs: tx })
     }
 
     /// Runs `f` on the connection's thread.
@@ -119,8 +122,6 @@ impl Db {
             let _ = tx.send(f(conn));
         });
         self.jobs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .send(job)
             .map_err(|_| KvError::other("the key-value store is closed"))?;
         rx.await
@@ -389,6 +390,38 @@ mod tests {
         let a = Db::open(&dir.path().join("kv.sqlite")).unwrap();
         let b = Db::open(&dir.path().join(".").join("kv.sqlite")).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
+    }
+
+    /// Two connections to one file, as two gust processes have: increments
+    /// and swaps interleaved on both are exact (the write lock is taken
+    /// before the read).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn atomic_across_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.sqlite");
+        let dbs = [
+            Arc::new(Db::connect(&path).unwrap()),
+            Arc::new(Db::connect(&path).unwrap()),
+        ];
+        let mut tasks = Vec::new();
+        for i in 0..500 {
+            let db = dbs[i % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                db.increment("a", "s", "n", 1, u64::MAX).await.unwrap()
+            }));
+        }
+        let mut values = Vec::new();
+        for task in tasks {
+            values.push(task.await.unwrap());
+        }
+        values.sort_unstable();
+        assert_eq!(values, (1..=500).collect::<Vec<i64>>());
+        // Compare-and-swap: of two swaps from the same value, one wins.
+        let seen = dbs[0].get("a", "s", "n").await.unwrap();
+        let first = dbs[0].swap("a", "s", "n", seen.clone(), b"x".to_vec(), u64::MAX);
+        let second = dbs[1].swap("a", "s", "n", seen, b"y".to_vec(), u64::MAX);
+        let (first, second) = tokio::join!(first, second);
+        assert!(first.unwrap() ^ second.unwrap());
     }
 
     #[tokio::test]
