@@ -3,10 +3,12 @@
 //! A store is one Redis hash, `gust:kv:APP:STORE`: its fields are the
 //! store's keys, so the store is namespaced by app and store name, its key
 //! count is `HLEN` (the `max_keys` check) and its keys are listed with
-//! `HSCAN` (the cursor is Redis' own). Counters are `HINCRBY` (decimal
-//! ASCII values); writes that may add keys, increments and the
-//! compare-and-swap are Lua scripts, atomic on the server, so every gust
-//! process sharing the server sees one consistent store.
+//! `HSCAN` (the cursor is Redis' own; as Redis promises, a key present
+//! throughout a listing is listed at least once, twice if the hash is
+//! resized meanwhile). Counters are `HINCRBY` (decimal ASCII values);
+//! writes that may add keys, increments and the compare-and-swap are Lua
+//! scripts, atomic on the server, so every gust process sharing the
+//! server sees one consistent store.
 //!
 //! The connection is made on first use (an app loads without I/O), shared
 //! by the app's invocations (one multiplexed connection per server URL)
