@@ -6,11 +6,13 @@
 //! `hello` example; both run as `gust serve` runs them (`Server::handle`
 //! for the outer request, with routing, limits, fuel and records).
 //!
-//! Three timings per iteration kind: `direct` (`GET /hello`, the callee
-//! alone), `in_process` (`GET /proxy?url=http://hello.gust.internal/hello`)
-//! and `loopback` (`GET /proxy?url=http://127.0.0.1:PORT/hello`). The cost
-//! of a call is `in_process - direct` or `loopback - direct` (the proxy's
-//! own invocation included in both). Run with
+//! Four timings: `direct` (`GET /hello`, the callee alone), `caller_only`
+//! (the proxy with a request its allow-list denies: the caller's own
+//! invocation, no call), `in_process` (`GET
+//! /proxy?url=http://hello.gust.internal/hello`) and `loopback` (`GET
+//! /proxy?url=http://127.0.0.1:PORT/hello`). What a call adds to its
+//! caller is `in_process - caller_only` or `loopback - caller_only` (the
+//! callee's own invocation, `direct`, included in both). Run with
 //! `cargo bench -p gust-benches --bench composition`.
 
 use std::time::Duration;
@@ -55,12 +57,12 @@ fn app(engine: &GustEngine, port: u16) -> App {
     App::load(engine, spec, &gust_runtime::cache::CacheLocation::Disabled).expect("loading")
 }
 
-async fn get(server: &Server, path: &str) -> Bytes {
+async fn get(server: &Server, (path, status): &(String, u16)) -> Bytes {
     let request = http::Request::get(format!("http://localhost{path}"))
         .body(Empty::<Bytes>::new())
         .expect("a valid request");
     let response = server.handle(request).await;
-    assert_eq!(response.status(), 200, "{path}");
+    assert_eq!(response.status(), *status, "{path}");
     response
         .into_body()
         .collect()
@@ -88,20 +90,29 @@ fn benches(c: &mut Criterion) {
     let server = Server::new(app, settings);
 
     let cases = [
-        ("direct", "/hello".to_owned()),
+        ("direct", ("/hello".to_owned(), 200)),
+        (
+            "caller_only",
+            ("/proxy?url=http://denied.example/hello".to_owned(), 502),
+        ),
         (
             "in_process",
-            "/proxy?url=http://hello.gust.internal/hello".to_owned(),
+            (
+                "/proxy?url=http://hello.gust.internal/hello".to_owned(),
+                200,
+            ),
         ),
         (
             "loopback",
-            format!("/proxy?url=http://127.0.0.1:{port}/hello"),
+            (format!("/proxy?url=http://127.0.0.1:{port}/hello"), 200),
         ),
     ];
-    let expected = rt.block_on(get(&server, "/hello"));
-    for (name, path) in &cases {
-        let body = rt.block_on(get(&server, path));
-        assert_eq!(body, expected, "{name} answered what hello answers");
+    let expected = rt.block_on(get(&server, &cases[0].1));
+    for (name, case) in &cases {
+        let body = rt.block_on(get(&server, case));
+        if case.1 == 200 {
+            assert_eq!(body, expected, "{name} answered what hello answers");
+        }
     }
 
     let mut group = c.benchmark_group("composition");
@@ -109,9 +120,9 @@ fn benches(c: &mut Criterion) {
         .sample_size(50)
         .measurement_time(Duration::from_secs(5))
         .warm_up_time(Duration::from_secs(1));
-    for (name, path) in &cases {
+    for (name, case) in &cases {
         group.bench_function(*name, |b| {
-            b.to_async(&rt).iter(|| get(&server, path));
+            b.to_async(&rt).iter(|| get(&server, case));
         });
     }
     group.finish();
