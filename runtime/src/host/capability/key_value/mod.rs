@@ -102,8 +102,13 @@ pub(crate) struct FunctionStores {
 }
 
 /// A function's key-value state in its store: its granted stores (`None`:
-/// nothing granted).
-pub(crate) struct Access(Option<Arc<FunctionStores>>);
+/// nothing granted), and whether this request's denial was logged.
+pub(crate) struct Access {
+    granted: Option<Arc<FunctionStores>>,
+    /// One warning per request: a guest looping on a denied `open` must
+    /// not flood the log.
+    warned: bool,
+}
 
 impl Capability for KeyValue {
     type App = AppStores;
@@ -186,7 +191,14 @@ impl Capability for KeyValue {
     }
 
     fn instance(app: &AppStores, function: &FunctionId) -> Access {
-        Access(app.functions.get(function).cloned())
+        Access {
+            granted: app.functions.get(function).cloned(),
+            warned: false,
+        }
+    }
+
+    fn reset(instance: &mut Access) {
+        instance.warned = false;
     }
 }
 
@@ -194,19 +206,22 @@ impl HostState {
     /// `open`: the granted store `name` as a bucket in the resource table.
     /// Not charged beyond the host call: it touches no backend.
     fn kv_open(&mut self, name: &str) -> Result<wasmtime::component::Resource<Bucket>, KvError> {
-        let access = &self.caps.key_value.0;
-        let Some(store) = access.as_ref().and_then(|a| a.stores.get(name)).cloned() else {
-            let (app, function) = access
-                .as_ref()
+        let access = &mut self.caps.key_value;
+        let granted = access.granted.as_ref();
+        let Some(store) = granted.and_then(|a| a.stores.get(name)).cloned() else {
+            let (app, function) = granted
                 .map(|a| (a.app.as_str(), a.function.as_str()))
                 .unwrap_or(("?", "?"));
-            tracing::warn!(
-                app,
-                function,
-                request_id = %self.request_id,
-                store = name,
-                "key-value store not granted: access denied"
-            );
+            if !access.warned {
+                tracing::warn!(
+                    app,
+                    function,
+                    request_id = %self.request_id,
+                    store = name,
+                    "key-value store not granted: access denied"
+                );
+            }
+            access.warned = true;
             return Err(KvError::AccessDenied);
         };
         self.table
