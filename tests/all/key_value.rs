@@ -1,9 +1,9 @@
 //! `wasi:keyvalue` (both drafts) on the embedded SQLite and on a real
 //! redis-server: every operation through the `kv-draft` and `kv-draft2`
 //! test guests, grants, isolation between apps, limits, 10,000 opens,
-//! concurrent increments and compare-and-swaps, and a Redis server killed
-//! and restarted under load. Every test checks a neighbour (`/hello`) is
-//! still served.
+//! concurrent increments and compare-and-swaps, a Redis server killed and
+//! restarted under load, and one that never answers. Every test checks a
+//! neighbour (`/hello`) is still served.
 
 use std::net::SocketAddr;
 use std::process::Command;
@@ -561,4 +561,46 @@ async fn redis_killed_and_restarted_under_load() {
             .is_ok()
     );
     hello_served(&server).await;
+}
+
+/// A Redis URL where nothing answers (a closed port, or a listener that
+/// accepts and never replies): the guest gets an error (503) within a few
+/// seconds, every time, and the neighbour is served.
+#[tokio::test]
+async fn unreachable_redis_is_an_error_not_a_hang() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    // Accepts and holds every connection, never reading or writing.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let closed = format!("127.0.0.1:{}", servers::free_port());
+    for addr in [closed, silent_addr.to_string()] {
+        let server = TestServer::start(both_drafts(&format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://{addr}\""
+        )))
+        .await;
+        for path in ["/d1?op=set&key=k&value=v", "/d2?op=incr&key=n"] {
+            let started = Instant::now();
+            let reply = server.get(path).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{addr} {path}: {}",
+                reply.text()
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "{addr} {path}: {:?}",
+                started.elapsed()
+            );
+            let record = server.record(&reply.request_id()).await;
+            assert_eq!((record.outcome, record.status), (Outcome::Ok, 503));
+        }
+        hello_served(&server).await;
+    }
+    holder.abort();
 }
