@@ -231,7 +231,8 @@ impl HostState {
     /// The store's call hook: counts each call into the host and measures
     /// the host memory the guest holds (see `host_work`).
     pub(crate) fn on_host_call(&mut self) -> Result<(), HostMemoryExceeded> {
-        self.work.on_host_call(&mut self.table)
+        let buffered = self.caps.blob.held_bytes();
+        self.work.on_host_call(&mut self.table, buffered)
     }
 
     /// Measures the host memory the guest holds now, at the end of a
@@ -239,7 +240,8 @@ impl HostState {
     /// the guest is done depends on timing, and the same request must cost
     /// the same.
     pub(crate) fn measure_host_memory(&mut self) {
-        self.work.measure(&mut self.table);
+        let buffered = self.caps.blob.held_bytes();
+        self.work.measure(&mut self.table, buffered);
     }
 }
 

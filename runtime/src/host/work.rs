@@ -135,12 +135,13 @@ impl HostWork {
     pub(crate) fn on_host_call(
         &mut self,
         table: &mut ResourceTable,
+        buffered: usize,
     ) -> Result<(), HostMemoryExceeded> {
         self.calls += 1;
         if self.calls < self.next_scan {
             return Ok(());
         }
-        let entries = self.measure(table);
+        let entries = self.measure(table, buffered);
         // Charged: the guest's calls decide when walks happen and how
         // long they are.
         self.scanned += entries as u64;
@@ -156,10 +157,12 @@ impl HostWork {
         self.calls = self.calls.saturating_sub(1);
     }
 
-    /// Walks `table` now: the memory held and its peak. Returns the number
-    /// of entries walked.
-    pub(crate) fn measure(&mut self, table: &mut ResourceTable) -> usize {
+    /// Walks `table` now: the memory held (plus `buffered`, what
+    /// capabilities' streams buffer outside the table's entries, e.g. blob
+    /// storage) and its peak. Returns the number of entries walked.
+    pub(crate) fn measure(&mut self, table: &mut ResourceTable, buffered: usize) -> usize {
         let (held, entries) = held_bytes(table);
+        let held = held.saturating_add(buffered);
         self.held = held;
         self.peak = self.peak.max(held);
         entries

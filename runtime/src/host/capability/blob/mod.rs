@@ -100,7 +100,17 @@ pub(crate) struct Access {
     granted: Option<Arc<Granted>>,
     /// Body bytes written through streams and not charged yet.
     uncharged: Arc<AtomicU64>,
+    /// Host memory the instance's blob streams may buffer (see
+    /// `host::work`).
+    held: Arc<std::sync::atomic::AtomicUsize>,
     denials: u32,
+}
+
+impl Access {
+    /// Bytes the instance's live blob streams may buffer.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// An opened container.
@@ -208,6 +218,7 @@ impl Capability for Blob {
         Access {
             granted: app.functions.get(function).cloned(),
             uncharged: Arc::default(),
+            held: Arc::default(),
             denials: 0,
         }
     }
@@ -545,6 +556,7 @@ impl types::HostOutgoingValue for HostState {
         self_: Resource<OutgoingValue>,
     ) -> wasmtime::Result<Result<Resource<DynOutputStream>, ()>> {
         let uncharged = self.caps.blob.uncharged.clone();
+        let held = stream::Held::new(&self.caps.blob.held);
         let value = self.table.get_mut(&self_)?;
         if value.stream_taken {
             return Ok(Err(()));
@@ -556,6 +568,7 @@ impl types::HostOutgoingValue for HostState {
             written: 0,
             limit: value.max_object_size,
             uncharged,
+            _held: held,
         };
         let stream: DynOutputStream = Box::new(writer);
         Ok(self.blob_push(stream).map_err(|_| ()))
@@ -635,6 +648,7 @@ impl types::HostIncomingValue for HostState {
             }
             Body::Stream(rx, task) => BodyReader::new(rx, task),
         };
+        let reader = reader.holding(&self.caps.blob.held);
         let stream: DynInputStream = Box::new(reader);
         Ok(self.blob_push(stream))
     }

@@ -194,6 +194,27 @@ pub(crate) fn spawn_spooler(
     (tx, task)
 }
 
+/// Host memory a stream may buffer: a chunk queued and one in flight.
+pub(crate) const HELD_PER_STREAM: usize = 2 * CHUNK;
+
+/// Counts one stream's buffers in its instance's host memory (see
+/// `host::work`) while the stream lives.
+pub(crate) struct Held(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Held {
+    pub(crate) fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Held {
+        count.fetch_add(HELD_PER_STREAM, std::sync::atomic::Ordering::Relaxed);
+        Held(count.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0
+            .fetch_sub(HELD_PER_STREAM, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// The `output-stream` of an outgoing value's body.
 pub(crate) struct BodyWriter {
     pub(crate) tx: mpsc::Sender<Msg>,
@@ -204,6 +225,8 @@ pub(crate) struct BodyWriter {
     pub(crate) limit: u64,
     /// Bytes accepted and not yet charged (charged at the next blob call).
     pub(crate) uncharged: Arc<AtomicU64>,
+    /// Its buffers, in the instance's host memory.
+    pub(crate) _held: Held,
 }
 
 impl BodyWriter {
@@ -417,6 +440,9 @@ pub(crate) struct BodyReader {
     error: Option<String>,
     done: bool,
     _task: AbortOnDrop,
+    /// Its buffers, in the instance's host memory (a stream the guest
+    /// holds; `consume-sync` reads in the call and holds none after it).
+    _held: Option<Held>,
 }
 
 impl BodyReader {
@@ -427,7 +453,14 @@ impl BodyReader {
             error: None,
             done: false,
             _task: task,
+            _held: None,
         }
+    }
+
+    /// Counts this stream's buffers in `count` while it lives.
+    pub(crate) fn holding(mut self, count: &Arc<std::sync::atomic::AtomicUsize>) -> BodyReader {
+        self._held = Some(Held::new(count));
+        self
     }
 
     /// Reads everything (at most `limit` bytes) into one buffer, for
