@@ -129,21 +129,19 @@ impl Capability for KeyValue {
             let mut stores = BTreeMap::new();
             for name in &function.grants.key_value_stores {
                 if !opened.contains_key(name) {
+                    // The embedded default: a file of the app's own.
+                    let embedded = || {
+                        settings
+                            .app_dir(app_name)
+                            .join("kv")
+                            .join(format!("{name}.sqlite"))
+                    };
                     let backend = match settings.stores.get(name) {
-                        None => Backend::Sqlite(sqlite::Db::open(
-                            &settings
-                                .app_dir(app_name)
-                                .join("kv")
-                                .join(format!("{name}.sqlite")),
-                        )?),
-                        Some(StoreBackend::Sqlite(path)) => {
-                            let path = path.clone().unwrap_or_else(|| {
-                                settings
-                                    .app_dir(app_name)
-                                    .join("kv")
-                                    .join(format!("{name}.sqlite"))
-                            });
-                            Backend::Sqlite(sqlite::Db::open(&path)?)
+                        None | Some(StoreBackend::Sqlite(None)) => {
+                            Backend::Sqlite(sqlite::Db::open(&embedded())?)
+                        }
+                        Some(StoreBackend::Sqlite(Some(path))) => {
+                            Backend::Sqlite(sqlite::Db::open(path)?)
                         }
                         Some(StoreBackend::Redis(url)) => {
                             let url = settings
