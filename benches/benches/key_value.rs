@@ -118,6 +118,27 @@ async fn measure(server: &Server, path: &str, requests: u32) -> (Duration, Durat
     (wall.elapsed(), cpu_time().saturating_sub(cpu))
 }
 
+/// `YYYYMMDDTHHMMSSZ` of a Unix time, as the other results are named
+/// (days to a civil date: Howard Hinnant's algorithm).
+fn timestamp(secs: u64) -> String {
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
 struct Row {
     backend: &'static str,
     op: &'static str,
@@ -223,10 +244,12 @@ fn main() {
         }));
     }
     let results = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
-    let stamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let stamp = timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
     let json = serde_json::json!({ "ops_per_request": ops, "requests": requests, "rows": json });
     for name in [format!("kv-{stamp}"), "kv-latest".to_owned()] {
         let write = std::fs::write(results.join(format!("{name}.csv")), &csv).and_then(|_| {
