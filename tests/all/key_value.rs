@@ -604,3 +604,49 @@ async fn unreachable_redis_is_an_error_not_a_hang() {
     }
     holder.abort();
 }
+
+/// A component built for wasmtime (`wasi:keyvalue@0.2.0-draft` through
+/// wit-bindgen, no gust-sdk) runs unmodified, and the empty store name
+/// (what wasmtime's own test programs open) is the store `default`.
+#[tokio::test]
+async fn a_foreign_component_and_the_empty_store_name() {
+    let server = TestServer::start(
+        manifest()
+            .function("foreign", "{FOREIGN_KV_CONFIG}")
+            .set("key_value_stores = [\"default\"]\nconfig = { hello = \"world\" }")
+            .route("/foreign/{*rest}")
+            .hello(),
+    )
+    .await;
+    let put = Request::put(format!(
+        "http://{}/foreign/kv/greeting?store=default",
+        server.addr
+    ))
+    .body(Bytes::from_static(b"hi there"))
+    .unwrap();
+    assert_eq!(server.send(put).await.status, StatusCode::OK);
+    let reply = server.get("/foreign/kv/greeting?store=").await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (StatusCode::OK, "hi there")
+    );
+    let reply = server.get("/foreign/kv/greeting").await;
+    assert_eq!(reply.text(), "hi there", "no store parameter: `default`");
+    for expected in ["1", "2"] {
+        let incr = Request::post(format!(
+            "http://{}/foreign/kv/hits/incr?store=",
+            server.addr
+        ))
+        .body(Bytes::new())
+        .unwrap();
+        assert_eq!(server.send(incr).await.text(), expected);
+    }
+    let reply = server.get("/foreign/config/hello").await;
+    assert_eq!(reply.text(), "world");
+    let denied = server.get("/foreign/kv/greeting?store=other").await;
+    assert_eq!(
+        (denied.status.as_u16(), denied.text().as_str()),
+        (500, "access-denied")
+    );
+    assert_eq!(server.get("/hello").await.status, StatusCode::OK);
+}

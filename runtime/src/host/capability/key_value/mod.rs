@@ -200,10 +200,17 @@ impl Capability for KeyValue {
     }
 }
 
+/// The store `open("")` opens.
+const DEFAULT_STORE: &str = "default";
+
 impl HostState {
     /// `open`: the granted store `name` as a bucket in the resource table.
     /// Not charged beyond the host call: it touches no backend.
+    /// The empty identifier names the store `default`: wasmtime's own
+    /// programs open `""` (its in-memory store ignores the name), and
+    /// `default` is the store every runtime grants first.
     fn kv_open(&mut self, name: &str) -> Result<wasmtime::component::Resource<Bucket>, KvError> {
+        let name = if name.is_empty() { DEFAULT_STORE } else { name };
         let access = &mut self.caps.key_value;
         let granted = access.granted.as_ref();
         let Some(store) = granted.and_then(|a| a.stores.get(name)).cloned() else {
