@@ -174,6 +174,16 @@ pub struct InvocationRecord {
     pub status: u16,
     /// How the invocation ended.
     pub outcome: Outcome,
+    /// For an in-process call from another function of the app
+    /// (`http://NAME.gust.internal`), the caller's request id; this
+    /// record's id is the caller's followed by `.N`. `None` for a
+    /// client's request.
+    pub parent_request_id: Option<String>,
+    /// Outbound HTTP requests the guest sent (in-process calls included;
+    /// denied ones are not sent, so not counted).
+    pub outbound_requests: u64,
+    /// Body bytes of those requests, sent and received.
+    pub outbound_bytes: u64,
 }
 
 /// Receives every invocation's record once the invocation has ended.
@@ -195,6 +205,9 @@ pub(crate) fn log(record: &InvocationRecord) {
         request_bytes = record.request_bytes,
         response_bytes = record.response_bytes,
         cost_nanos = record.cost_nanos,
+        parent = record.parent_request_id.as_deref().unwrap_or(""),
+        outbound_requests = record.outbound_requests,
+        outbound_bytes = record.outbound_bytes,
         duration_us = u64::try_from(record.duration.as_micros()).unwrap_or(u64::MAX),
         "invocation"
     );

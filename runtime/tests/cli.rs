@@ -140,6 +140,9 @@ fn known_ledger(path: &std::path::Path) {
         currency: "USD".into(),
         status: 200,
         outcome,
+        parent_request_id: None,
+        outbound_requests: 0,
+        outbound_bytes: 0,
     };
     use gust_runtime::Outcome::{Ok as Fine, Trap};
     sink(&record("cart", 1_000_000, Fine, 1_500_000_000));

@@ -318,6 +318,7 @@ async fn the_outbound_requests_limit_denies_the_requests_past_it() {
         "{}",
         record.host_fuel
     );
+    assert_eq!(record.outbound_requests, 2, "the denied third is not sent");
 }
 
 #[tokio::test]
@@ -391,6 +392,15 @@ async fn a_function_calls_another_in_process_with_linked_records() {
     assert_eq!(inner.status, 200);
     assert_eq!(inner.request_bytes, "through gust".len() as u64);
     assert!(inner.fuel_consumed > 0);
+    assert_eq!(inner.parent_request_id.as_deref(), Some(caller.as_str()));
+    assert_eq!(outer.parent_request_id, None);
+    assert_eq!(outer.outbound_requests, 1);
+    assert_eq!(
+        outer.outbound_bytes,
+        2 * "through gust".len() as u64,
+        "sent and received"
+    );
+    assert_eq!(inner.outbound_requests, 0);
     assert!(
         outer.host_fuel >= OUTBOUND_REQUEST_FUEL,
         "{}",

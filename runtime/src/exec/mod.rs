@@ -186,7 +186,11 @@ impl Function {
             // store's fuel counts Wasm alone, so the invocation is out of
             // fuel once Wasm fuel used plus host fuel owed passes the budget.
             let state = cx.data();
-            let owed = state.io.host_fuel().saturating_add(state.work.fuel());
+            let owed = state
+                .io
+                .host_fuel()
+                .saturating_add(state.work.fuel())
+                .saturating_add(state.caps.outbound_http.fuel());
             if metering && owed > 0 && owed > cx.as_context().get_fuel()? {
                 return Err(wasmtime::Error::new(Trap::OutOfFuel));
             }
@@ -269,6 +273,9 @@ impl Prepared {
                 currency: function.prices.currency.clone(),
                 status: 0,
                 outcome: Outcome::Ok,
+                parent_request_id: None,
+                outbound_requests: 0,
+                outbound_bytes: 0,
             }),
             guest_failed: AtomicBool::new(false),
             cancel: Arc::new(Notify::new()),

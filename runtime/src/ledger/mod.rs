@@ -509,6 +509,9 @@ pub(crate) fn test_record(n: u64) -> InvocationRecord {
         currency: "USD".into(),
         status: 200,
         outcome: crate::metering::Outcome::Ok,
+        parent_request_id: None,
+        outbound_requests: 0,
+        outbound_bytes: 0,
     }
 }
 

@@ -6,8 +6,38 @@ use rusqlite::{Connection, Transaction, params};
 
 use crate::metering::{InvocationRecord, Outcome};
 
-/// Creates the tables if they are missing. Idempotent.
+/// Columns added to `invocations` after its first version, with their
+/// definitions: a ledger written before them gets them (empty or 0 for
+/// the records it already holds) when it is opened.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("parent_request_id", "TEXT"),
+    ("outbound_requests", "INTEGER NOT NULL DEFAULT 0"),
+    ("outbound_bytes", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// Creates the tables if they are missing, and adds the columns an older
+/// ledger lacks. Idempotent.
 pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    create_tables(conn)?;
+    let mut existing = Vec::new();
+    {
+        let mut columns = conn.prepare("PRAGMA table_info(invocations)")?;
+        let mut rows = columns.query([])?;
+        while let Some(row) = rows.next()? {
+            existing.push(row.get::<_, String>(1)?);
+        }
+    }
+    for (name, definition) in ADDED_COLUMNS {
+        if !existing.iter().any(|c| c == name) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE invocations ADD COLUMN {name} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn create_tables(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
         "
         CREATE TABLE IF NOT EXISTS invocations (
@@ -27,7 +57,10 @@ pub(crate) fn create(conn: &Connection) -> rusqlite::Result<()> {
             status          INTEGER NOT NULL,
             outcome         TEXT    NOT NULL,
             cost_nanos      INTEGER NOT NULL,
-            currency        TEXT    NOT NULL
+            currency        TEXT    NOT NULL,
+            parent_request_id TEXT,
+            outbound_requests INTEGER NOT NULL DEFAULT 0,
+            outbound_bytes  INTEGER NOT NULL DEFAULT 0
         );
         -- Retention works from `marks` (below), so the raw records need no
         -- second B-tree: an index on start_ms cost ~40 % of each insert.
@@ -130,8 +163,9 @@ pub(crate) fn insert_all<'a>(
     let mut insert = tx.prepare_cached(
         "INSERT INTO invocations (app, function, route, request_id, start_ms, duration_us, fuel,
              host_fuel, fuel_budget, peak_memory, request_bytes, response_bytes, status, outcome,
-             cost_nanos, currency)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             cost_nanos, currency, parent_request_id, outbound_requests, outbound_bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+             ?18, ?19)",
     )?;
     for r in records {
         let duration_us = int(u64::try_from(r.duration.as_micros()).unwrap_or(u64::MAX));
@@ -152,6 +186,9 @@ pub(crate) fn insert_all<'a>(
             r.outcome.as_str(),
             int(r.cost_nanos),
             r.currency,
+            r.parent_request_id,
+            int(r.outbound_requests),
+            int(r.outbound_bytes),
         ])?;
     }
     Ok(())
@@ -264,6 +301,48 @@ mod tests {
         assert_eq!(count(&conn, "marks"), 1);
         assert_eq!(expire(&conn, t0 + 3 * minute).expect("expire"), 2);
         assert_eq!(count(&conn, "invocations"), 0);
+    }
+
+    #[test]
+    fn an_old_ledger_gains_the_new_columns_and_keeps_its_records() {
+        let mut conn = Connection::open_in_memory().expect("sqlite");
+        // The first version of the table, with a record in it.
+        conn.execute_batch(
+            "CREATE TABLE invocations (
+                id INTEGER PRIMARY KEY, app TEXT NOT NULL, function TEXT NOT NULL,
+                route TEXT NOT NULL, request_id TEXT NOT NULL, start_ms INTEGER NOT NULL,
+                duration_us INTEGER NOT NULL, fuel INTEGER NOT NULL, host_fuel INTEGER NOT NULL,
+                fuel_budget INTEGER NOT NULL, peak_memory INTEGER NOT NULL,
+                request_bytes INTEGER NOT NULL, response_bytes INTEGER NOT NULL,
+                status INTEGER NOT NULL, outcome TEXT NOT NULL, cost_nanos INTEGER NOT NULL,
+                currency TEXT NOT NULL);
+             INSERT INTO invocations VALUES
+                (1, 'a', 'f', '/', 'old', 0, 1, 1, 0, 1, 0, 0, 0, 200, 'ok', 0, 'USD');",
+        )
+        .expect("an old ledger");
+        create(&conn).expect("migrated");
+        create(&conn).expect("migrating again changes nothing");
+        let mut record = test_record(7);
+        record.parent_request_id = Some("old".into());
+        record.outbound_requests = 2;
+        record.outbound_bytes = 300;
+        let tx = conn.transaction().expect("transaction");
+        insert_all(&tx, [&record]).expect("insert");
+        tx.commit().expect("commit");
+        let rows: Vec<(String, Option<String>, i64, i64)> = conn
+            .prepare("SELECT request_id, parent_request_id, outbound_requests, outbound_bytes FROM invocations ORDER BY id")
+            .expect("select")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            rows,
+            vec![
+                ("old".to_owned(), None, 0, 0),
+                ("r7".to_owned(), Some("old".to_owned()), 2, 300),
+            ]
+        );
     }
 
     #[test]

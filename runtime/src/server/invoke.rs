@@ -96,6 +96,8 @@ pub(crate) struct HttpEnd {
     /// The guest's outbound requests and their bytes (charged in fuel
     /// here, once the bodies have stopped streaming).
     outbound: Arc<Meter>,
+    /// The caller's request id, for an in-process call.
+    parent: Option<String>,
 }
 
 impl TriggerEnd for HttpEnd {
@@ -121,6 +123,9 @@ impl TriggerEnd for HttpEnd {
             code = failure_status(record.outcome).as_u16();
         }
         record.status = code;
+        record.parent_request_id.clone_from(&self.parent);
+        record.outbound_requests = self.outbound.requests();
+        record.outbound_bytes = self.outbound.bytes();
         let outbound = self.outbound.fuel();
         record.host_fuel = record.host_fuel.saturating_add(outbound);
         record.fuel_consumed = record.fuel_consumed.saturating_add(outbound);
@@ -199,6 +204,7 @@ impl Function {
             too_large: AtomicBool::new(false),
             request_body: info.body,
             outbound,
+            parent: origin.map(|o| o.parent),
         });
         let completion =
             prepared.completion(self, info.request_id, info.route, sinks, http.clone());

@@ -227,6 +227,12 @@ impl Policy {
         self.meter.clone()
     }
 
+    /// Host fuel owed for outbound requests so far: counted against the
+    /// budget at every epoch check, with the other host work.
+    pub(crate) fn fuel(&self) -> u64 {
+        self.meter.fuel()
+    }
+
     /// Refuses a request: logged, and `error` for the guest.
     fn deny(
         &self,
