@@ -28,5 +28,6 @@ mod raw;
 mod request_ids;
 mod reuse;
 mod routing;
+mod sdk;
 mod shutdown;
 mod soak;
