@@ -109,6 +109,52 @@ fn check_rejects_an_invalid_manifest_naming_the_field() {
     assert!(stderr.contains("missing.wasm"), "{stderr}");
 }
 
+#[test]
+fn check_fails_on_a_secret_that_does_not_resolve_and_on_a_bad_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gust.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[secrets.token]
+file = "no-such-secret-file"
+
+[functions.hello]
+component = "{}"
+config = {{ token = "{{{{ secrets.token }}}}" }}
+
+[[routes]]
+path = "/hello"
+function = "hello"
+"#,
+            gust_runtime::examples::HELLO_PATH
+        ),
+    )
+    .unwrap();
+    let out = Command::new(GUST).arg("check").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("secret `token`"), "{stderr}");
+    assert!(stderr.contains("no-such-secret-file"), "{stderr}");
+
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "config = {",
+            "allowed_outbound_hosts = [\"ftp://x\"]\nconfig = {",
+        )
+        .replace("file = \"no-such-secret-file\"", "env = \"PATH\"");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(GUST).arg("check").arg(&path).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("functions.hello.allowed_outbound_hosts[0]"),
+        "{stderr}"
+    );
+}
+
 /// A ledger file with known records, written through the library.
 fn known_ledger(path: &std::path::Path) {
     use gust_runtime::InvocationRecord;

@@ -9,14 +9,13 @@
 //! (every status its issue names); the helpers at the top are shared.
 
 use std::path::Path;
-use std::process::Command;
 
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::s3::S3Server;
-use crate::support::servers::{self, Spawned};
+use crate::support::servers::redis;
 use crate::support::{Reply, TestServer, manifest, send};
 
 /// Concurrent increments of one counter.
@@ -68,28 +67,6 @@ fn post_json(path: &str, body: Value) -> Request<Bytes> {
         http::HeaderValue::from_static("application/json"),
     );
     request
-}
-
-/// A redis-server on a free loopback port, or `None` (skipped) when it is
-/// not installed outside CI.
-fn redis() -> Option<Spawned> {
-    let binary = servers::require("redis-server", "apt-get install redis-server")?;
-    let port = servers::free_port();
-    let mut command = Command::new(binary);
-    command.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]);
-    Some(Spawned::start(
-        command,
-        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
-    ))
 }
 
 /// The counter example, admitting every one of the concurrent requests

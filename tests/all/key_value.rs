@@ -5,8 +5,6 @@
 //! restarted under load, and one that never answers. Every test checks a
 //! neighbour (`/hello`) is still served.
 
-use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,33 +12,8 @@ use bytes::Bytes;
 use gust_runtime::Outcome;
 use http::{Request, StatusCode};
 
-use crate::support::servers::{self, Spawned};
+use crate::support::servers::{self, Spawned, redis, redis_on};
 use crate::support::{TestServer, manifest};
-
-/// A redis-server on `port`, or `None` (skipped) when it is not installed
-/// outside CI.
-fn redis_on(port: u16) -> Option<Spawned> {
-    let binary = servers::require("redis-server", "apt-get install redis-server")?;
-    let mut command = Command::new(binary);
-    command.args([
-        "--port",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-    ]);
-    Some(Spawned::start(
-        command,
-        SocketAddr::from(([127, 0, 0, 1], port)),
-    ))
-}
-
-fn redis() -> Option<Spawned> {
-    redis_on(servers::free_port())
-}
 
 /// `[key_value_store.default]` on `redis`.
 fn redis_head(redis: &Spawned) -> String {

@@ -337,6 +337,14 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
+/// Reports `name` (of a secret, store or container table) unless it is
+/// [`valid_name`].
+fn check_name(problems: &mut Problems, field: &str, name: &str) {
+    if !valid_name(name) {
+        problems.push(field, "invalid name: use 1 to 64 of A-Z a-z 0-9 _ - .");
+    }
+}
+
 /// Checks every secret reference in `template` names a declared secret.
 pub(super) fn check_template(
     problems: &mut Problems,
@@ -377,9 +385,7 @@ pub(super) fn capability_settings(
     let mut secrets = BTreeMap::new();
     for (name, decl) in decls.secrets {
         let field = format!("secrets.{name}");
-        if !valid_name(name) {
-            problems.push(&field, "invalid name: use 1 to 64 of A-Z a-z 0-9 _ - .");
-        }
+        check_name(problems, &field, name);
         match (&decl.env, &decl.file) {
             (Some(var), None) if !var.is_empty() => {
                 secrets.insert(name.clone(), SecretSource::Env(var.clone()));
@@ -393,9 +399,7 @@ pub(super) fn capability_settings(
     let mut stores = BTreeMap::new();
     for (name, decl) in decls.stores {
         let field = format!("key_value_store.{name}");
-        if !valid_name(name) {
-            problems.push(&field, "invalid name: use 1 to 64 of A-Z a-z 0-9 _ - .");
-        }
+        check_name(problems, &field, name);
         let backend = match decl {
             StoreDecl::Sqlite { path } => {
                 StoreBackend::Sqlite(path.as_ref().map(|p| resolve(base, p)))
@@ -418,9 +422,7 @@ pub(super) fn capability_settings(
     let mut containers = BTreeMap::new();
     for (name, decl) in decls.containers {
         let field = format!("blob_container.{name}");
-        if !valid_name(name) {
-            problems.push(&field, "invalid name: use 1 to 64 of A-Z a-z 0-9 _ - .");
-        }
+        check_name(problems, &field, name);
         let backend = match decl {
             ContainerDecl::Fs { dir } => {
                 ContainerBackend::Fs(dir.as_ref().map(|d| resolve(base, d)))

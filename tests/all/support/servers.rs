@@ -89,3 +89,29 @@ impl Drop for Spawned {
         self.kill();
     }
 }
+
+/// A redis-server on `port` (loopback, nothing persisted), or `None`
+/// (skipped loudly) when it is not installed outside CI.
+pub fn redis_on(port: u16) -> Option<Spawned> {
+    let binary = require("redis-server", "apt-get install redis-server")?;
+    let mut command = Command::new(binary);
+    command.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    Some(Spawned::start(
+        command,
+        SocketAddr::from(([127, 0, 0, 1], port)),
+    ))
+}
+
+/// [`redis_on`] a free port.
+pub fn redis() -> Option<Spawned> {
+    redis_on(free_port())
+}

@@ -33,33 +33,22 @@ impl store::Host for HostState {
 
 impl store::HostBucket for HostState {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<Option<Vec<u8>>> {
-        let store = self.kv_store(&bucket)?;
-        let value = store.get(&key).await;
-        let size = value
-            .as_ref()
-            .ok()
-            .and_then(|v| v.as_ref())
-            .map_or(0, Vec::len);
-        self.kv_charge(1, key.len() + size);
-        Ok(value.map_err(Into::into))
+        Ok(self.kv_get(&bucket, &key).await?.map_err(Into::into))
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Reply<()> {
-        let store = self.kv_store(&bucket)?;
-        self.kv_charge(1, key.len() + value.len());
-        Ok(store.set(&key, &value).await.map_err(Into::into))
+        Ok(self
+            .kv_set(&bucket, &key, &value)
+            .await?
+            .map_err(Into::into))
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<()> {
-        let store = self.kv_store(&bucket)?;
-        self.kv_charge(1, key.len());
-        Ok(store.delete(&key).await.map_err(Into::into))
+        Ok(self.kv_delete(&bucket, &key).await?.map_err(Into::into))
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Reply<bool> {
-        let store = self.kv_store(&bucket)?;
-        self.kv_charge(1, key.len());
-        Ok(store.exists(&key).await.map_err(Into::into))
+        Ok(self.kv_exists(&bucket, &key).await?.map_err(Into::into))
     }
 
     async fn list_keys(

@@ -242,6 +242,57 @@ impl HostState {
         Ok(self.table.get(bucket)?.store.clone())
     }
 
+    /// `get`, charged for the key and the value found (both drafts).
+    async fn kv_get(
+        &mut self,
+        bucket: &wasmtime::component::Resource<Bucket>,
+        key: &str,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, KvError>> {
+        let store = self.kv_store(bucket)?;
+        let value = store.get(key).await;
+        let size = value
+            .as_ref()
+            .ok()
+            .and_then(|v| v.as_ref())
+            .map_or(0, Vec::len);
+        self.kv_charge(1, key.len() + size);
+        Ok(value)
+    }
+
+    /// `set`, charged for the key and the value (both drafts).
+    async fn kv_set(
+        &mut self,
+        bucket: &wasmtime::component::Resource<Bucket>,
+        key: &str,
+        value: &[u8],
+    ) -> wasmtime::Result<Result<(), KvError>> {
+        let store = self.kv_store(bucket)?;
+        self.kv_charge(1, key.len() + value.len());
+        Ok(store.set(key, value).await)
+    }
+
+    /// `delete`, charged for the key (both drafts).
+    async fn kv_delete(
+        &mut self,
+        bucket: &wasmtime::component::Resource<Bucket>,
+        key: &str,
+    ) -> wasmtime::Result<Result<(), KvError>> {
+        let store = self.kv_store(bucket)?;
+        self.kv_charge(1, key.len());
+        Ok(store.delete(key).await)
+    }
+
+    /// `exists`, charged for the key (both drafts).
+    async fn kv_exists(
+        &mut self,
+        bucket: &wasmtime::component::Resource<Bucket>,
+        key: &str,
+    ) -> wasmtime::Result<Result<bool, KvError>> {
+        let store = self.kv_store(bucket)?;
+        self.kv_charge(1, key.len());
+        Ok(store.exists(key).await)
+    }
+
     /// Charges one operation on `keys` keys moving `bytes` of keys and
     /// values.
     fn kv_charge(&mut self, keys: usize, bytes: usize) {

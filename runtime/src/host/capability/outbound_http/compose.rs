@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use http_body_util::BodyExt as _;
 use wasmtime_wasi_http::{Error, WasiBody};
 
 use super::connect::Counted;
@@ -46,30 +45,12 @@ impl Call {
             return Err(Error::DestinationNotFound);
         };
         let meter = self.meter;
-        let request = request.map(|body| {
-            Counted {
-                inner: body,
-                meter: meter.clone(),
-                sent: true,
-                limit: u64::MAX,
-                seen: 0,
-            }
-            .boxed_unsync()
-        });
+        let request = request.map(|body| Counted::sent(body, meter.clone()));
         let response = function
             .call_in_process(&app, request, self.request_id, self.origin)
             .await;
         let limit = self.response_limit;
-        let response = response.map(|body| {
-            Counted {
-                inner: body,
-                meter,
-                sent: false,
-                limit,
-                seen: 0,
-            }
-            .boxed_unsync()
-        });
+        let response = response.map(|body| Counted::received(body, meter, limit));
         Ok((response, Box::new(async { Ok(()) })))
     }
 }

@@ -226,16 +226,7 @@ pub(crate) async fn send(
         .parse()
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     *request.uri_mut() = path;
-    let request = request.map(|body| {
-        Counted {
-            inner: body,
-            meter: meter.clone(),
-            sent: true,
-            limit: u64::MAX,
-            seen: 0,
-        }
-        .boxed_unsync()
-    });
+    let request = request.map(|body| Counted::sent(body, meter.clone()));
 
     let first_byte = options.and_then(|o| o.first_byte_timeout);
     let between_bytes = options.and_then(|o| o.between_bytes_timeout);
@@ -275,14 +266,7 @@ pub(crate) async fn send(
             Some(t) => Idle::new(body.boxed_unsync(), t).boxed_unsync(),
             None => body.boxed_unsync(),
         };
-        Counted {
-            inner: body,
-            meter,
-            sent: false,
-            limit,
-            seen: 0,
-        }
-        .boxed_unsync()
+        Counted::received(body, meter, limit)
     });
     let io: Box<dyn std::future::Future<Output = Result<(), Error>> + Send> = if conn_done {
         Box::new(async { Ok(()) })
@@ -296,12 +280,39 @@ pub(crate) async fn send(
 /// meter: what the guest sent, or what it received (cut past `limit`
 /// with `HTTP-response-body-size`).
 pub(crate) struct Counted {
-    pub(crate) inner: WasiBody,
-    pub(crate) meter: Arc<Meter>,
+    inner: WasiBody,
+    meter: Arc<Meter>,
     /// Counts bytes sent (a request body) rather than received.
-    pub(crate) sent: bool,
-    pub(crate) limit: u64,
-    pub(crate) seen: u64,
+    sent: bool,
+    limit: u64,
+    seen: u64,
+}
+
+impl Counted {
+    /// A request body the guest sends, counted as sent.
+    pub(crate) fn sent(inner: WasiBody, meter: Arc<Meter>) -> WasiBody {
+        Counted {
+            inner,
+            meter,
+            sent: true,
+            limit: u64::MAX,
+            seen: 0,
+        }
+        .boxed_unsync()
+    }
+
+    /// A response body the guest receives, counted as received and cut
+    /// past `limit` bytes.
+    pub(crate) fn received(inner: WasiBody, meter: Arc<Meter>, limit: u64) -> WasiBody {
+        Counted {
+            inner,
+            meter,
+            sent: false,
+            limit,
+            seen: 0,
+        }
+        .boxed_unsync()
+    }
 }
 
 impl Body for Counted {
