@@ -307,6 +307,7 @@ struct gust_response {
     wasi_http_types_own_response_outparam_t outparam;
     int status;
     bool has_headers;
+    bool has_length; /* the handler set content-length */
     wasi_http_types_own_fields_t headers;
     char *buf;
     size_t len, cap;
@@ -341,6 +342,7 @@ static int put_header(gust_response *res, const char *name, const char *value, b
         res->headers = wasi_http_types_constructor_fields();
         res->has_headers = true;
     }
+    if (strcasecmp(name, "content-length") == 0) res->has_length = true;
     wasi_http_types_field_name_t key = str(name);
     wasi_http_types_field_value_t val = {(uint8_t *)value, strlen(value)};
     wasi_http_types_header_error_t err;
@@ -486,6 +488,16 @@ int gust_res_send(gust_response *res) {
 }
 
 static void response_finish(gust_response *res) {
+    if (!res->sent) {
+        /* The whole body is known: say how long it is (unless the handler did). */
+        if (!res->has_length) {
+            char digits[24], *p = digits + sizeof digits;
+            size_t n = res->len;
+            *--p = 0;
+            do *--p = (char)('0' + n % 10); while ((n /= 10));
+            put_header(res, "content-length", p, false);
+        }
+    }
     gust_res_send(res);
     if (res->failed && !res->stream.__handle && !res->body.__handle) return;
     if (!res->failed) {
