@@ -14,6 +14,8 @@
 #   GUST_SDK           gust's sdk/ directory (only used to find this script's siblings)
 #   CC                 the compiler (default: clang-16, else clang)
 #   CFLAGS             replaces the default -O2
+#   WASI_SYSROOT       a wasi-libc sysroot (default: the compiler's own; Debian's
+#                      clang-16 finds the wasi-libc package by itself)
 #   GUST_C_BUILD_DIR   where intermediate files go (default: ./build/NAME for output NAME.wasm)
 #   WIT_BINDGEN, WASM_TOOLS   the tools (default: found on PATH or in ~/.cargo/bin)
 #
@@ -98,7 +100,8 @@ if [ -z "${GUST_C_BUILD_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
 fi
 
 cflags=${CFLAGS:--O2}
-target="--target=wasm32-wasi"
+target="--target=wasm32-wasi${WASI_SYSROOT:+ --sysroot=$WASI_SYSROOT}"
+hint="(wasi-libc and the wasm32 builtins installed? apt-get install wasi-libc libclang-rt-16-dev-wasm32, or set WASI_SYSROOT)"
 
 # Bindings and the helper's object, kept while their inputs are the same.
 stamp=$( (
@@ -117,7 +120,7 @@ if [ ! -f "$build/sdk.stamp" ] || [ "$(cat "$build/sdk.stamp")" != "$stamp" ]; t
         die "wit-bindgen c failed"
     }
     "$cc" $target $cflags -c "$build/bindings/handler.c" -o "$build/handler.o" \
-        -Wno-unused-parameter || die "compiling the bindings failed"
+        -Wno-unused-parameter || die "compiling the bindings failed $hint"
     "$cc" $target $cflags -Wall -Wextra -c "$here/gust.c" -o "$build/gust.o" \
         -I "$here" -I "$build/bindings" || die "compiling gust.c failed"
     echo "$stamp" >"$build/sdk.stamp"
@@ -136,7 +139,7 @@ done
 
 "$cc" $target -mexec-model=reactor $cflags $extra -o "$build/core.wasm" \
     $objects "$build/gust.o" "$build/handler.o" "$build/bindings/handler_component_type.o" \
-    -Wl,--strip-debug || die "linking failed"
+    -Wl,--strip-debug || die "linking failed $hint"
 
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
