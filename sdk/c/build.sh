@@ -8,12 +8,16 @@
 # against the WASI sysroot, then `wasm-tools component new` with the
 # wasi_snapshot_preview1 *proxy* adapter.
 #
-# Environment (gust build sets the first three):
+# Environment (gust build sets the first two, and GUST_SDK, which is how a
+# manifest's build command finds this script; gust.h and gust.c are found
+# beside it):
 #   GUST_WASI_ADAPTER  the proxy adapter (wasi_snapshot_preview1.proxy.wasm); required
 #   GUST_WIT           gust's wit/ directory (default: ../../wit from this script)
-#   GUST_SDK           gust's sdk/ directory (only used to find this script's siblings)
-#   CC                 the compiler (default: clang-16, else clang)
-#   CFLAGS             replaces the default -O2
+#   GUST_CC            the compiler (default: clang-16, else clang; the host's CC is
+#                      not used)
+#   GUST_CFLAGS        compiler flags, replacing the default -O2 (the host's CFLAGS
+#                      are not used: they are for the host's compiler)
+#   GUST_LDFLAGS       more linker flags (e.g. -lc-printscan-no-floating-point)
 #   WASI_SYSROOT       a wasi-libc sysroot (default: the compiler's own; Debian's
 #                      clang-16 finds the wasi-libc package by itself)
 #   GUST_C_BUILD_DIR   where intermediate files go (default: ./build/NAME for output NAME.wasm)
@@ -66,12 +70,10 @@ find_tool() { # NAME [FALLBACK ...]: the first found on PATH or in ~/.cargo/bin
     return 1
 }
 
-cc=${CC:-}
-if [ -z "$cc" ] || ! command -v "$cc" >/dev/null 2>&1; then
-    # CC=cc (make's default) is a host compiler: look for clang.
-    cc=$(find_tool clang-16 clang) ||
-        die "clang-16 not found (Debian/Ubuntu: apt-get install clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32)"
-fi
+cc=${GUST_CC:-$(find_tool clang-16 clang || true)}
+[ -n "$cc" ] ||
+    die "clang-16 not found (Debian/Ubuntu: apt-get install clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32)"
+command -v "$cc" >/dev/null 2>&1 || die "GUST_CC=$cc: not found"
 wit_bindgen=${WIT_BINDGEN:-$(find_tool wit-bindgen || true)}
 [ -n "$wit_bindgen" ] ||
     die "wit-bindgen not found (cargo install wit-bindgen-cli --version 0.63.0 --locked)"
@@ -99,7 +101,8 @@ if [ -z "${GUST_C_BUILD_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
     GUST_C_BUILD_LOCKED=1 exec flock "$build/.lock" sh "$0" -o "$out" $sources ${extra:+-- $extra}
 fi
 
-cflags=${CFLAGS:--O2}
+cflags=${GUST_CFLAGS:--O2}
+ldflags=${GUST_LDFLAGS:-}
 target="--target=wasm32-wasi${WASI_SYSROOT:+ --sysroot=$WASI_SYSROOT}"
 hint="(wasi-libc and the wasm32 builtins installed? apt-get install wasi-libc libclang-rt-16-dev-wasm32, or set WASI_SYSROOT)"
 
@@ -108,6 +111,7 @@ stamp=$( (
     "$wit_bindgen" --version
     "$cc" --version | head -n 1
     echo "$cflags"
+    echo "${WASI_SYSROOT:-}"
     cat "$here/gust.c" "$here/gust.h"
     find "$wit" -name '*.wit' | LC_ALL=C sort | xargs cat
 ) | cksum)
@@ -139,7 +143,7 @@ done
 
 "$cc" $target -mexec-model=reactor $cflags $extra -o "$build/core.wasm" \
     $objects "$build/gust.o" "$build/handler.o" "$build/bindings/handler_component_type.o" \
-    -Wl,--strip-debug || die "linking failed $hint"
+    -Wl,--strip-debug $ldflags || die "linking failed $hint"
 
 tmp="$out.tmp.$$"
 trap 'rm -f "$tmp"' EXIT
