@@ -181,3 +181,26 @@ fn ensure_guest_target(workspace: &Path) {
 fn watch(dir: &Path) {
     println!("cargo:rerun-if-changed={}", dir.display());
 }
+
+/// Watches what a guest build reads from `workspace`: its manifest, lock,
+/// `.cargo` and `wat` directories and each guest crate's directory, not
+/// the whole tree, so that files other toolchains write beside the crates
+/// (the Python, JavaScript, Go and C examples' builds) rebuild nothing.
+fn watch_guests(workspace: &Path) {
+    let (crates, _) = discover(workspace);
+    let fixed = ["Cargo.toml", "Cargo.lock", ".cargo", "wat"];
+    for path in fixed.into_iter().chain(crates.iter().map(String::as_str)) {
+        let path = workspace.join(path);
+        if path.exists() {
+            watch(&path);
+        }
+    }
+}
+
+/// Watches the Rust SDK (`sdk/Cargo.toml`, `sdk/src`) that guests build
+/// against; the other languages' SDKs beside it are not Rust inputs.
+fn watch_sdk(root: &Path) {
+    for path in ["sdk/Cargo.toml", "sdk/src"] {
+        watch(&root.join(path));
+    }
+}

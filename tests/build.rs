@@ -3,7 +3,7 @@
 //! generated `guests.rs` is `gust_tests::guests` (`lib.rs`): each
 //! component's bytes and path, and `ALL`.
 
-// `build_guests`, `watch` and the `std` items used here (`env`, `Path`,
+// `build_guests`, `watch_guests`, `watch_sdk`, `watch` and the `std` items used here (`env`, `Path`,
 // `PathBuf`): shared with `runtime/build.rs`.
 include!("../guest-examples/build-guests.rs");
 
@@ -15,9 +15,9 @@ fn main() {
     let root = crate_dir
         .parent()
         .expect("tests/ sits in the workspace root");
-    for dir in [crate_dir.join("guests"), root.join("sdk"), root.join("wit")] {
-        watch(&dir);
-    }
+    watch_guests(&crate_dir.join("guests"));
+    watch_sdk(root);
+    watch(&root.join("wit"));
     let code = build_guests(&crate_dir.join("guests"), "test guest");
     std::fs::write(out_dir.join("guests.rs"), code).expect("writing guests.rs");
 }

@@ -52,6 +52,7 @@ pub mod app;
 pub mod billing;
 pub mod cache;
 mod call;
+pub mod dev;
 mod dirs;
 pub mod engine;
 #[cfg(feature = "builtin-examples")]

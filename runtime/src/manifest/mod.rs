@@ -32,6 +32,7 @@
 //! ```
 
 mod backends;
+mod build;
 mod grants;
 mod model;
 mod runtime;
@@ -42,10 +43,11 @@ pub use backends::{
     KeyValueDecl, KeyValueLimits, S3Settings, SecretDecl, SecretSource, StoreBackend, StoreDecl,
     TemplatePart, parse_template, valid_name,
 };
+pub use build::{BuildStep, build_steps};
 pub use grants::Grants;
 pub(crate) use model::duration;
 pub use model::{
-    AdminDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
+    AdminDecl, BuildDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
     QuotaDecl, RouteDecl, ServerDecl,
 };
 pub use runtime::{EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings};

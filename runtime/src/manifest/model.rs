@@ -11,6 +11,23 @@ use super::backends::{BlobDecl, ContainerDecl, DataDecl, KeyValueDecl, SecretDec
 use crate::billing::{Prices, PricesOverride};
 use crate::router::RoutePattern;
 
+/// `[functions.ID.build]`: the command that builds the function's
+/// component, for `gust build` and `gust serve --watch`. Serving never
+/// runs it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildDecl {
+    /// Run with `sh -c` in `workdir`, e.g. `"cargo build --release --target wasm32-wasip2"`.
+    pub command: String,
+    /// Directory to run it in, relative to the manifest's directory
+    /// [default: the manifest's directory].
+    pub workdir: Option<PathBuf>,
+    /// Globs, relative to `workdir`, of the sources whose changes rebuild
+    /// the function under `gust serve --watch`, e.g. `["src/**/*.rs"]`.
+    #[serde(default)]
+    pub watch: Vec<String>,
+}
+
 /// A whole `gust.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -200,6 +217,8 @@ macro_rules! limit_decls {
             /// Environment variables.
             #[serde(default)]
             pub environment: BTreeMap<String, String>,
+            /// How to build the component (`gust build`, `gust serve --watch`).
+            pub build: Option<BuildDecl>,
         }
 
         impl FunctionDecl {

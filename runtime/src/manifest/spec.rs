@@ -367,6 +367,8 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
         &mut problems,
     );
     let functions = function_specs(&m, base, &defaults, &engine, &capabilities, &mut problems);
+    // Serving never builds, but a broken `build` table is still an error.
+    super::build::steps(&m, base, &mut problems);
     let router = route_table(m.routes, &functions, &mut problems);
 
     if problems.0.is_empty() {

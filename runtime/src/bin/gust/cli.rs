@@ -62,6 +62,32 @@ enum Command {
         /// invocations before cancelling them, e.g. `30s`, `500ms`.
         #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
         shutdown_grace: Duration,
+        /// Build the functions first (as `gust build`), then rebuild any
+        /// whose `watch` sources change and swap the new version in while
+        /// serving (requests in flight finish on the old one).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Run the build commands of a manifest's functions
+    /// (`[functions.ID.build]`), all at once.
+    Build {
+        /// The `gust.toml` [default: ./gust.toml].
+        #[arg(default_value = "gust.toml")]
+        manifest: PathBuf,
+        /// Only these functions (repeatable).
+        #[arg(long = "function", short = 'f', value_name = "ID")]
+        functions: Vec<String>,
+    },
+    /// Create a function project from a template: a hello with a
+    /// `gust.toml` that `gust build` builds and `gust serve` serves.
+    New {
+        /// The language: rust, python, js, go or c.
+        template: String,
+        /// The project's name (and its directory's).
+        name: String,
+        /// Where to create the project's directory [default: .].
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Usage totals and cost per function, read from a ledger.
     Usage {
@@ -98,7 +124,7 @@ impl Cli {
     /// commands, whose output is on stdout.
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
-            Command::Serve { .. } => "info",
+            Command::Serve { .. } | Command::Build { .. } => "info",
             _ => "warn",
         }
     }
@@ -117,36 +143,47 @@ impl Cli {
                 keep_resident,
                 no_fuel,
                 shutdown_grace,
+                watch,
             } => {
+                let overrides = Overrides {
+                    listen,
+                    ledger,
+                    no_ledger,
+                    admin,
+                    cache_dir,
+                    no_cache,
+                };
+                let watched = match (watch, &target) {
+                    (false, _) => None,
+                    (true, Some(path)) if path.extension().is_none_or(|e| e != "wasm") => {
+                        build(path, &[])?;
+                        Some(path.clone())
+                    }
+                    (true, _) => anyhow::bail!("--watch needs a manifest (gust.toml) to watch"),
+                };
                 let mut spec = load_spec(target.as_deref())?;
-                if let Some(listen) = listen {
-                    spec.runtime.server.listen = listen;
-                }
-                if no_ledger {
-                    spec.runtime.ledger.location = LedgerLocation::Disabled;
-                } else if let Some(path) = ledger {
-                    spec.runtime.ledger.location = if path.as_os_str() == ":memory:" {
-                        LedgerLocation::Memory
-                    } else {
-                        LedgerLocation::File(path)
-                    };
-                }
-                if admin.is_some() {
-                    spec.runtime.admin = admin;
-                }
-                if no_cache {
-                    spec.runtime.cache = CacheLocation::Disabled;
-                } else if let Some(dir) = cache_dir {
-                    spec.runtime.cache = CacheLocation::Dir(dir);
-                }
+                overrides.apply(&mut spec);
                 let mut engine = EngineConfig::default()
                     .with_settings(&spec.runtime.engine)
                     .fuel(!no_fuel);
                 if let Some(mib) = keep_resident {
                     engine = engine.memory_keep_resident(mib << 20);
                 }
-                serve(spec, engine, shutdown_grace)
+                let watched = watched.map(|manifest| Watched {
+                    manifest,
+                    overrides,
+                });
+                serve(spec, engine, shutdown_grace, watched)
             }
+            Command::Build {
+                manifest,
+                functions,
+            } => build(&manifest, &functions),
+            Command::New {
+                template,
+                name,
+                dir,
+            } => new(&template, &name, &dir),
             Command::Check { manifest } => check(&manifest),
             Command::Usage {
                 ledger,
@@ -217,7 +254,103 @@ fn raise_open_file_limit(max_connections: usize) {
     }
 }
 
-fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<()> {
+/// The command line's settings that replace the manifest's.
+#[derive(Debug, Clone)]
+struct Overrides {
+    listen: Option<SocketAddr>,
+    ledger: Option<PathBuf>,
+    no_ledger: bool,
+    admin: Option<SocketAddr>,
+    cache_dir: Option<PathBuf>,
+    no_cache: bool,
+}
+
+impl Overrides {
+    fn apply(&self, spec: &mut Config) {
+        if let Some(listen) = self.listen {
+            spec.runtime.server.listen = listen;
+        }
+        if self.no_ledger {
+            spec.runtime.ledger.location = LedgerLocation::Disabled;
+        } else if let Some(path) = &self.ledger {
+            spec.runtime.ledger.location = if path.as_os_str() == ":memory:" {
+                LedgerLocation::Memory
+            } else {
+                LedgerLocation::File(path.clone())
+            };
+        }
+        if self.admin.is_some() {
+            spec.runtime.admin = self.admin;
+        }
+        if self.no_cache {
+            spec.runtime.cache = CacheLocation::Disabled;
+        } else if let Some(dir) = &self.cache_dir {
+            spec.runtime.cache = CacheLocation::Dir(dir.clone());
+        }
+    }
+}
+
+/// `serve --watch`: the manifest to reload, with the same overrides.
+struct Watched {
+    manifest: PathBuf,
+    overrides: Overrides,
+}
+
+/// `gust build`: every function's build (or those named), output streamed.
+fn build(manifest: &Path, only: &[String]) -> anyhow::Result<()> {
+    let mut steps = gust_runtime::manifest::build_steps(manifest)?;
+    if let Some(unknown) = only
+        .iter()
+        .find(|f| !steps.iter().any(|s| s.function.as_str() == f.as_str()))
+    {
+        anyhow::bail!(
+            "{}: no function `{unknown}` with a [functions.{unknown}.build] table",
+            manifest.display()
+        );
+    }
+    if !only.is_empty() {
+        steps.retain(|s| only.iter().any(|f| f == s.function.as_str()));
+    }
+    if steps.is_empty() {
+        eprintln!("{}: no function has a build command", manifest.display());
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let built = gust_runtime::dev::build::run(&steps, gust_runtime::dev::build::Output::Stream)?;
+    for b in &built {
+        eprintln!(
+            "built {:<20} {:>7.1}s  {:>9} bytes",
+            b.function.as_str(),
+            b.duration.as_secs_f64(),
+            b.component_size
+        );
+    }
+    eprintln!(
+        "{} built in {:.1}s",
+        built.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// `gust new`: the project, and what to run next.
+fn new(template: &str, name: &str, dir: &Path) -> anyhow::Result<()> {
+    let project = gust_runtime::dev::new::create(template, name, dir)?;
+    let shown = project.display();
+    println!("created {shown} ({template})");
+    println!("  cd {shown}");
+    println!("  gust build");
+    println!("  gust serve gust.toml");
+    println!("  curl localhost:8080/hello/you");
+    Ok(())
+}
+
+fn serve(
+    spec: Config,
+    engine: EngineConfig,
+    grace: Duration,
+    watched: Option<Watched>,
+) -> anyhow::Result<()> {
     let runtime = gust_runtime::server::runtime_builder().build()?;
     raise_open_file_limit(spec.runtime.server.max_connections);
     let served = runtime.block_on(async move {
@@ -234,7 +367,17 @@ fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<
             .iter()
             .map(|r| r.pattern().to_string())
             .collect();
+        let app_id = app.id().clone();
         let server = Server::new(app, spec.runtime.server).shutdown_grace(grace);
+        let watcher = watched.map(|watched| {
+            let (path, loader) = reloader(watched, engine.clone(), ledger.clone());
+            tokio::spawn(gust_runtime::dev::watch::watch(
+                path,
+                server.apps(),
+                app_id.clone(),
+                loader,
+            ))
+        });
         let listener = server.bind().await?;
         let addr = listener.local_addr()?;
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -254,6 +397,9 @@ fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<
         tracing::info!(routes = ?routes, "routes");
         tracing::info!("serving on http://{addr}");
         let served = server.serve(listener, shutdown_signal()).await;
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
         let _ = stop_admin.send(());
         if let Some(ledger) = ledger {
             // Commits every record: the server returns once every
@@ -266,6 +412,26 @@ fn serve(spec: Config, engine: EngineConfig, grace: Duration) -> anyhow::Result<
     // Nothing should be left running; whatever is must not hold the exit.
     runtime.shutdown_timeout(Duration::from_secs(1));
     served
+}
+
+/// The manifest `serve --watch` watches, and how it loads a new version:
+/// as at start, with the same overrides, engine and ledger.
+fn reloader(
+    watched: Watched,
+    engine: GustEngine,
+    ledger: Option<Arc<Ledger>>,
+) -> (PathBuf, gust_runtime::dev::watch::Loader) {
+    let path = watched.manifest.clone();
+    let loader = Box::new(move || {
+        let mut spec = Manifest::load(&watched.manifest)?;
+        watched.overrides.apply(&mut spec);
+        let mut app = App::load_with(&engine, spec.app, &spec.runtime)?;
+        if let Some(ledger) = &ledger {
+            app = app.on_invocation(ledger.sink())?;
+        }
+        Ok(app)
+    });
+    (path, loader)
 }
 
 /// Ctrl-C, or SIGTERM on Unix.
