@@ -32,8 +32,7 @@
 #                      (its go.mod), instead of the one in cargo's registry
 #   GUST_GO_CACHE      where generated bindings are cached (default:
 #                      ${XDG_CACHE_HOME:-~/.cache}/gust/go)
-#   GOFLAGS_EXTRA      more flags for `go build` (e.g. -ldflags additions
-#                      are not merged: use with care)
+#   GUST_GO_BUILD_FLAGS  more flags for `go build` (e.g. -tags=...)
 #
 # Concurrent builds are safe: bindings are generated in a temporary
 # directory and renamed into the cache (the first one wins); each build
@@ -206,7 +205,7 @@ echo "gust go build: $dir -> $out" >&2
     # Workspace mode; no downloads; the local toolchain whatever go.mod says.
     GOWORK=$work/go.work GOFLAGS= GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local \
         GOOS=wasip1 GOARCH=wasm \
-        go build -buildmode=c-shared -ldflags=-checklinkname=0 ${GOFLAGS_EXTRA:-} -o "$work/core.wasm" .
+        go build -trimpath -buildmode=c-shared -ldflags=-checklinkname=0 ${GUST_GO_BUILD_FLAGS:-} -o "$work/core.wasm" .
 ) || die "go build failed in $dir"
 wasm-tools component embed --world gust:function/handler "$wit" "$work/core.wasm" -o "$work/embedded.wasm" \
     || die "wasm-tools component embed failed"

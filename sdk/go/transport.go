@@ -98,9 +98,9 @@ func (Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	future := handled.Ok()
 	defer future.Drop()
 
-	if err := sendBody(outBody, req.Body); err != nil {
-		return nil, err
-	}
+	// A refused request (e.g. a host the manifest does not allow) closes
+	// the body: its error code, in the future, explains better.
+	sendErr := sendBody(outBody, req.Body)
 
 	pollable := future.Subscribe()
 	pollable.Block()
@@ -112,6 +112,10 @@ func (Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	result := got.Some().Ok()
 	if result.IsErr() {
 		return nil, &HTTPError{Code: result.Err()}
+	}
+	if sendErr != nil {
+		result.Ok().Drop()
+		return nil, sendErr
 	}
 	response := result.Ok()
 	status := int(response.Status())
