@@ -283,6 +283,12 @@ func (w *responseWriter) finish() {
 	if w.status == 0 {
 		w.WriteHeader(http.StatusOK)
 	}
+	if !w.committed && w.header.Get("Content-Length") == "" && w.header.Get("Transfer-Encoding") == "" &&
+		w.status != http.StatusNoContent && w.status != http.StatusNotModified {
+		// The whole body is here: its length goes out (as net/http's
+		// server does), not a chunked body.
+		w.header.Set("Content-Length", strconv.Itoa(len(w.buf)))
+	}
 	w.flush()
 	if w.stream != nil {
 		w.stream.Drop()
