@@ -172,6 +172,10 @@ func Handle(request *types.IncomingRequest, responseOut *types.ResponseOutparam)
 EOF
     publish "$gen" "$bindings"
 fi
+# Marks these bindings used; others unused for 30 days (older WIT or SDK
+# versions) are removed.
+touch "$bindings"
+find "$cache" -maxdepth 1 -name 'bindings-*' -type d -mtime +30 -exec rm -rf {} + 2>/dev/null || true
 
 # --- The SDK: where DIR's go.mod replaces gust.dev/sdk/go to (it must be
 # a workspace module too, or Go looks its requirements up), else this

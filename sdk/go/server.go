@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
 	"gust.dev/sdk/go/wit/exports/export_wasi_http_incoming_handler"
 	types "gust.dev/sdk/go/wit/imports/wasi_http_types"
 	streams "gust.dev/sdk/go/wit/imports/wasi_io_streams"
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
 
 	// The component's exports (wasi:http/incoming-handler#handle).
 	_ "gust.dev/sdk/go/wit/exports/wit_exports"

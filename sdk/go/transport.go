@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
 	outgoing "gust.dev/sdk/go/wit/imports/wasi_http_outgoing_handler"
 	types "gust.dev/sdk/go/wit/imports/wasi_http_types"
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
 
 // Transport sends requests through gust (wasi:http/outgoing-handler): an

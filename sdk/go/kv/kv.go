@@ -11,9 +11,9 @@ package kv
 import (
 	"errors"
 
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
 	atomics "gust.dev/sdk/go/wit/imports/wasi_keyvalue_0_2_0_draft2_atomics"
 	store "gust.dev/sdk/go/wit/imports/wasi_keyvalue_0_2_0_draft2_store"
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
 
 var (
