@@ -20,6 +20,7 @@ mod host_work;
 mod hostile;
 mod in_process;
 mod key_value;
+mod languages;
 mod limits;
 mod loading;
 mod outbound;
