@@ -1,10 +1,30 @@
 #!/usr/bin/env bash
 # End-to-end load comparison: gust versus `wasmtime serve` (the reference
 # runtime, same wasmtime version) serving the very same hello component, for
-# a Rust, a Python (componentize-py) and a JavaScript (componentize-js) hello
-# and the WASIp3 Rust hello (`p3`, guest-examples/p3-hello), plus a native
-# baseline: `native-hello` (this crate), a bare hyper server answering what
-# the Rust hello answers, measured as component and runtime `native`.
+# a Rust, a Python (componentize-py) and a JavaScript (componentize-js) hello,
+# a Go and a C hello and the WASIp3 Rust hello (`p3`, guest-examples/p3-hello),
+# plus a native baseline: `native-hello` (this crate), a bare hyper server
+# answering what the Rust hello answers, measured as component and runtime
+# `native`.
+#
+# The components (COMPONENTS), all wasi:http/proxy hellos answering
+# `GET /hello` with one short line:
+#   rust        guest-examples/hello (Rust, wasm32-wasip2)
+#   python, js  benches/e2e/app.py / app.js: raw wasi:http bindings, no helper
+#               (the Python and JavaScript rows of every earlier run)
+#   go          guest-examples/go/hello (Go's net/http over sdk/go) with a
+#               no-op wasi:logging composed in (e2e/stub/: `wasmtime serve`
+#               has no wasi:logging, which sdk/go imports; the hello never
+#               logs, so the stub is never called)
+#   c           guest-examples/c/hello (C over sdk/c/gust.h)
+#   go-example, python-example, js-example  guest-examples/LANG/hello as
+#               built, gust only: they import wasi:logging (Go), and
+#               key-value, blob storage, config and logging (Python and
+#               JavaScript, over sdk/python and sdk/js/gust.js), which
+#               `wasmtime serve` does not provide
+#   p3          guest-examples/p3-hello (WASIp3)
+# The guest-examples ones are built by their manifest's build command,
+# through `gust build MANIFEST` (the toolchains of .ci/guest-toolchains).
 #
 # For `p3`, `wasmtime serve` is measured twice: `wasmtime` with its defaults
 # (WASIp3 instances are reused: up to 128 requests per instance, 16 at once)
@@ -25,13 +45,19 @@
 #
 # Usage: benches/e2e/run.sh            (from anywhere)
 # Knobs (environment): DURATION=10 WARMUP=3 ROUNDS=2 CONCURRENCY="1 16 64"
-#   COMPONENTS="rust python js p3" GUST_PORT=18081 WASMTIME_PORT=18082
+#   COMPONENTS="rust python js go c p3" (go-example python-example
+#     js-example on request)
+#   GUST_PORT=18081 WASMTIME_PORT=18082
 #   WASMTIME_FRESH_PORT=18085 (`wasmtime-fresh`, p3 only)
 #   NATIVE=1 (0: no native baseline) NATIVE_PORT=18084
 #   GUST_RUST_LOG=warn (gust logs one line per invocation at `info`)
 #   SKIP_BUILD=1 (reuse the gust and native-hello binaries and components
-#     already built; native-hello is still built if missing)
+#     already built; native-hello and missing components are still built)
+#   BUILD_ONLY=1 (build gust and the components into
+#     benches/.tools/components/COMPONENT.wasm, then stop: what
+#     benches/languages/cost.sh uses)
 #   GUST_ARGS / WASMTIME_ARGS (extra flags for either server)
+#   GUST=path (the gust binary; default $CARGO_TARGET_DIR/release/gust)
 #   GUST_REUSE=N also measures gust with instance reuse (`reuse = N` in a
 #     generated manifest) as runtime `gust-reuse`, on GUST_REUSE_PORT=18083
 set -euo pipefail
@@ -50,7 +76,7 @@ DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 ROUNDS=${ROUNDS:-2}
 CONCURRENCY=${CONCURRENCY:-"1 16 64"}
-COMPONENTS=${COMPONENTS:-"rust python js p3"}
+COMPONENTS=${COMPONENTS:-"rust python js go c p3"}
 GUST_PORT=${GUST_PORT:-18081}
 WASMTIME_PORT=${WASMTIME_PORT:-18082}
 WASMTIME_FRESH_PORT=${WASMTIME_FRESH_PORT:-18085}
@@ -73,10 +99,13 @@ if [[ -z ${SKIP_BUILD:-} ]]; then
   log "building gust (release)"
   nice -n 19 cargo build --release --locked -p gust-runtime --manifest-path "$ROOT/Cargo.toml" >&2
 fi
-GUST=$CARGO_TARGET_DIR/release/gust
+GUST=${GUST:-$CARGO_TARGET_DIR/release/gust}
 [[ -x $GUST ]] || { log "no gust binary at $GUST"; exit 1; }
 NATIVE_HELLO=$CARGO_TARGET_DIR/release/native-hello
 # Built with gust, or when missing even with SKIP_BUILD (it is small).
+if [[ -n ${BUILD_ONLY:-} ]]; then
+  NATIVE=0
+fi
 if [[ $NATIVE == 1 && ( -z ${SKIP_BUILD:-} || ! -x $NATIVE_HELLO ) ]]; then
   log "building native-hello (release)"
   nice -n 19 cargo build --release --locked -p gust-benches --bin native-hello \
@@ -142,11 +171,41 @@ build_components() {
             -n gust:function/handler -o "$BUILD/js.wasm" >&2
         fi
         ;;
-      *) log "unknown component $c (rust, python, js, p3)"; exit 1 ;;
+      go | c | go-example | python-example | js-example)
+        # One of guest-examples/LANG/hello, built by its manifest's build
+        # command (`gust build`); rebuilt every run unless SKIP_BUILD is set
+        # and it was built before.
+        local lang=${c%-example}
+        if [[ -n ${SKIP_BUILD:-} && -s $BUILD/$c.wasm ]]; then
+          continue
+        fi
+        local dir=$ROOT/guest-examples/$lang/hello
+        log "building $dir (gust build)"
+        "$GUST" build "$dir/gust.toml" >&2 ||
+          { log "gust build $dir/gust.toml failed (toolchains: .ci/guest-toolchains)"; exit 1; }
+        if [[ $c == go ]]; then
+          # The Go hello with the no-op wasi:logging composed in.
+          [[ -s $BUILD/logging-stub.wasm && $E2E/stub/stub.c -ot $BUILD/logging-stub.wasm ]] ||
+            "$E2E/stub/stub.sh" "$BUILD/logging-stub.wasm"
+          wasm-tools compose "$dir/hello.wasm" -d "$BUILD/logging-stub.wasm" \
+            -o "$BUILD/$c.wasm.tmp" 2> "$BUILD/compose.log" ||
+            { cat "$BUILD/compose.log" >&2; exit 1; }
+        else
+          cp "$dir/hello.wasm" "$BUILD/$c.wasm.tmp"
+        fi
+        mv -f "$BUILD/$c.wasm.tmp" "$BUILD/$c.wasm"
+        ;;
+      *) log "unknown component $c (rust, python, js, go, c, go-example, python-example, js-example, p3)"; exit 1 ;;
     esac
   done
 }
 build_components
+if [[ -n ${BUILD_ONLY:-} ]]; then
+  for c in $COMPONENTS; do
+    log "component $c: $BUILD/$c.wasm ($(stat -c %s "$BUILD/$c.wasm") bytes)"
+  done
+  exit 0
+fi
 
 # --- servers -----------------------------------------------------------------
 
@@ -247,9 +306,16 @@ EOF
       "$RUN_DIR/$comp-reuse.toml" --listen "127.0.0.1:$GUST_REUSE_PORT" \
       $(ledger_flag "$comp-reuse") $GUST_ARGS
   fi
-  # shellcheck disable=SC2086
-  start wasmtime "$WASMTIME_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
-    --addr "127.0.0.1:$WASMTIME_PORT" $WASMTIME_ARGS "$file"
+  # The examples as built import what `wasmtime serve` does not provide.
+  with_wasmtime=1
+  if [[ $comp == *-example ]]; then
+    with_wasmtime=
+    log "component $comp: gust only (imports wasmtime serve does not provide)"
+  else
+    # shellcheck disable=SC2086
+    start wasmtime "$WASMTIME_PORT" "$WASMTIME" serve -O pooling-allocator -S cli \
+      --addr "127.0.0.1:$WASMTIME_PORT" $WASMTIME_ARGS "$file"
+  fi
   # WASIp3 components: wasmtime reuses instances by default (128 requests
   # per instance, 16 at once); `wasmtime-fresh` takes one per request.
   fresh=
@@ -267,7 +333,9 @@ EOF
   for conc in $CONCURRENCY; do
     for ((round = 1; round <= ROUNDS; round++)); do
       measure "$comp" "$conc" "$round" gust "$GUST_PORT"
-      measure "$comp" "$conc" "$round" wasmtime "$WASMTIME_PORT"
+      if [[ -n $with_wasmtime ]]; then
+        measure "$comp" "$conc" "$round" wasmtime "$WASMTIME_PORT"
+      fi
       if [[ -n $fresh ]]; then
         measure "$comp" "$conc" "$round" wasmtime-fresh "$WASMTIME_FRESH_PORT"
       fi
