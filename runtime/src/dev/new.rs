@@ -110,7 +110,7 @@ fn substitute(
             let value = value.with_context(|| {
                 format!(
                     "gust's source checkout is gone: set {var} to gust's {} directory",
-                    &var[5..].to_lowercase()
+                    var[5..].to_lowercase()
                 )
             })?;
             out = out.replace(key, value);

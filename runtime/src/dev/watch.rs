@@ -32,18 +32,37 @@ const SKIPPED_DIRS: &[&str] = &["target", "node_modules", "__pycache__"];
 /// blocking thread (it compiles).
 pub type Loader = Box<dyn Fn() -> anyhow::Result<App> + Send + Sync>;
 
-/// Watches `manifest`'s functions until the task is dropped, swapping new
-/// versions into `apps` (whose current app has the id `current`).
-pub async fn watch(manifest: PathBuf, apps: Apps, mut current: FunctionId, load: Loader) {
-    let load = std::sync::Arc::new(load);
-    let mut steps = steps_or_none(&manifest);
-    let mut sources: Vec<u64> = steps.iter().map(fingerprint_sources).collect();
-    let mut outputs = fingerprint_outputs(&manifest);
+/// Watches `manifest`'s functions until the returned future is dropped,
+/// swapping new versions into `apps` (whose current app has the id
+/// `current`). The files are first looked at when this is called, not when
+/// the future first runs: a change made in between is not missed.
+pub fn watch(
+    manifest: PathBuf,
+    apps: Apps,
+    current: FunctionId,
+    load: Loader,
+) -> impl Future<Output = ()> + Send {
+    let steps = steps_or_none(&manifest);
+    let sources: Vec<u64> = steps.iter().map(fingerprint_sources).collect();
+    let outputs = fingerprint_outputs(&manifest);
     tracing::info!(
         manifest = %manifest.display(),
         builds = steps.len(),
         "watching for changes"
     );
+    poll(manifest, apps, current, load, steps, sources, outputs)
+}
+
+async fn poll(
+    manifest: PathBuf,
+    apps: Apps,
+    mut current: FunctionId,
+    load: Loader,
+    mut steps: Vec<BuildStep>,
+    mut sources: Vec<u64>,
+    mut outputs: u64,
+) {
+    let load = std::sync::Arc::new(load);
     loop {
         tokio::time::sleep(POLL).await;
         let now: Vec<u64> = steps.iter().map(fingerprint_sources).collect();
