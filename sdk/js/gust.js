@@ -120,31 +120,47 @@ function toRequest(incoming) {
   return request;
 }
 
-/**
- * A standard `Response` from what a handler returned: a `Response` as it
- * is, a string as text/plain, bytes as they are, anything else as JSON;
- * `undefined` is an empty 204.
- */
-function toResponse(value) {
-  if (value instanceof Response) return value;
-  if (value === undefined || value === null) return new Response(null, { status: 204 });
-  if (typeof value === "string") return text(value);
-  if (value instanceof Uint8Array || value instanceof ArrayBuffer) return new Response(value);
-  return json(value);
+function stringify(value) {
+  return JSON.stringify(value, (_, v) => (typeof v === "bigint" ? Number(v) : v));
 }
 
-async function respond(responseOut, response) {
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  const entries = [];
-  for (const [name, value] of response.headers) {
-    if (name !== "content-length") entries.push([name, encoder.encode(value)]);
-  }
-  entries.push(["content-length", encoder.encode(String(bytes.length))]);
-  const outgoing = new OutgoingResponse(Fields.fromList(entries));
-  outgoing.setStatusCode(response.status);
+function send(responseOut, status, headers, bytes) {
+  headers.push(["content-length", encoder.encode(String(bytes.length))]);
+  const outgoing = new OutgoingResponse(Fields.fromList(headers));
+  outgoing.setStatusCode(status);
   const body = outgoing.body();
   ResponseOutparam.set(responseOut, { tag: "ok", val: outgoing });
   writeBody(body, bytes);
+}
+
+const TEXT_PLAIN = [["content-type", encoder.encode("text/plain; charset=utf-8")]];
+const APPLICATION_JSON = [["content-type", encoder.encode("application/json")]];
+
+/**
+ * Sends what a handler returned: a standard `Response` (its body read
+ * whole); a string as a 200 text/plain, bytes as a 200, `undefined` as an
+ * empty 204, anything else as a 200 application/json (these without
+ * building a `Response`, which costs fuel).
+ */
+async function respond(responseOut, value) {
+  if (value instanceof Response) {
+    const bytes = new Uint8Array(await value.arrayBuffer());
+    const headers = [];
+    for (const [name, text] of value.headers) {
+      if (name !== "content-length") headers.push([name, encoder.encode(text)]);
+    }
+    send(responseOut, value.status, headers, bytes);
+  } else if (typeof value === "string") {
+    send(responseOut, 200, [...TEXT_PLAIN], encoder.encode(value));
+  } else if (value instanceof Uint8Array) {
+    send(responseOut, 200, [], value);
+  } else if (value instanceof ArrayBuffer) {
+    send(responseOut, 200, [], new Uint8Array(value));
+  } else if (value === undefined || value === null) {
+    send(responseOut, 204, [], new Uint8Array(0));
+  } else {
+    send(responseOut, 200, [...APPLICATION_JSON], encoder.encode(stringify(value)));
+  }
 }
 
 /**
@@ -153,20 +169,21 @@ async function respond(responseOut, response) {
  * `fn(request)` gets a standard `Request` with two additions:
  * `request.params` (the route parameters: `/hello/{name}` gives
  * `request.params.name`) and `request.route` (the matched pattern). It may
- * be async (`await fetch(...)` works) and returns a `Response`, a string,
- * bytes or a JSON value. A thrown error is logged and answered 500.
+ * be async (`await fetch(...)` works) and returns a `Response`, a string
+ * (text/plain), bytes, a JSON value or `undefined` (204). A thrown error is
+ * logged and answered 500.
  */
 export function handler(fn) {
   return {
     async handle(incoming, responseOut) {
-      let response;
+      let value;
       try {
-        response = toResponse(await fn(toRequest(incoming)));
+        value = await fn(toRequest(incoming));
       } catch (e) {
         log.error(`${e?.stack ?? e}`);
-        response = text("internal error\n", 500);
+        value = text("internal error\n", 500);
       }
-      await respond(responseOut, response);
+      await respond(responseOut, value);
     },
   };
 }
@@ -181,8 +198,7 @@ export function text(body, status = 200, headers = {}) {
 
 /** An application/json response of `value` (BigInts as numbers). */
 export function json(value, status = 200, headers = {}) {
-  const body = JSON.stringify(value, (_, v) => (typeof v === "bigint" ? Number(v) : v));
-  return new Response(body, {
+  return new Response(stringify(value), {
     status,
     headers: { "content-type": "application/json", ...headers },
   });

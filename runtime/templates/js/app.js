@@ -4,9 +4,10 @@
 // requests, responses, fetch(), key-value, config and logging. The build
 // copies gust's helper (gust.js) next to this file.
 
-import { handler, text } from "./gust.js";
+import { handler } from "./gust.js";
 
 export const incomingHandler = handler(async (request) => {
   const name = request.params.name ?? "world";
-  return text(`Hello, ${name}!\n`);
+  // A string is a 200 text/plain; charset=utf-8 (or return a Response).
+  return `Hello, ${name}!\n`;
 });

@@ -192,3 +192,108 @@ async fn js_gateway_reports_a_call_it_may_not_make_as_502() {
     assert_eq!(answer["error"], "the counter function failed");
     assert!(answer["detail"].is_string(), "{}", reply.text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_tour_covers_the_helper() {
+    if !toolchain(TOOLS) {
+        return;
+    }
+    let server = serve_example("js/tour", |text| text).await;
+
+    // The request: a standard Request with params and route.
+    let mut echo = request(Method::POST, "/echo?q=zz&other=1", "some body");
+    echo.headers_mut()
+        .insert("content-type", "text/x-test".parse().unwrap());
+    let reply = server.send(echo).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({
+            "method": "POST", "path": "/echo", "q": "zz", "route": "/echo",
+            "params": {}, "contentType": "text/x-test", "body": "some body",
+        })
+    );
+
+    // Key-value: set, get, exists, increment, keys, delete.
+    let reply = server
+        .send(request(Method::PUT, "/kv/greeting", "hello \u{1F600}"))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"stored": "greeting", "exists": true}));
+    let reply = server.get("/kv/greeting").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "hello \u{1F600}");
+    let reply = server
+        .send(request(Method::POST, "/kv/hits", Bytes::new()))
+        .await;
+    assert_eq!(reply.json(), json!({"value": 2}));
+    let reply = server
+        .send(request(Method::POST, "/kv/hits", Bytes::new()))
+        .await;
+    assert_eq!(reply.json(), json!({"value": 4}));
+    assert_eq!(
+        server.get("/kv").await.json(),
+        json!({"keys": ["greeting", "hits"]})
+    );
+    let reply = server
+        .send(request(Method::DELETE, "/kv/greeting", Bytes::new()))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"deleted": "greeting", "exists": false})
+    );
+    assert_eq!(
+        server.get("/kv/greeting").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Config.
+    assert_eq!(
+        server.get("/config").await.json(),
+        json!({
+            "greeting": "hello from config", "missing": "fallback",
+            "all": {"greeting": "hello from config"},
+        })
+    );
+
+    // Each kind of answer.
+    let reply = server.get("/answer/text").await;
+    assert_eq!(reply.text(), "plain text\n");
+    assert_eq!(header(&reply, "content-type"), "text/plain; charset=utf-8");
+    let reply = server.get("/answer/bytes").await;
+    assert_eq!(&reply.body[..], &[1, 2, 3]);
+    let reply = server.get("/answer/json").await;
+    assert_eq!(header(&reply, "content-type"), "application/json");
+    assert_eq!(reply.json(), json!({"big": 1, "list": [1, "two"]}));
+    let reply = server.get("/answer/empty").await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(reply.body.is_empty());
+    let reply = server.get("/answer/response").await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.text(), "made\n");
+    assert_eq!(header(&reply, "x-tour"), "yes");
+    assert_eq!(header(&reply, "content-length"), "5");
+
+    // A thrown error: a 500, recorded as the function's answer.
+    let reply = server.get("/fail").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.text(), "internal error\n");
+    assert_eq!(server.record(&reply.request_id()).await.status, 500);
+
+    // The store not granted: the helper's KvError.
+    drop(server);
+    let server = serve_example("js/tour", |text| {
+        text.replace("key_value_stores = [\"default\"]", "")
+    })
+    .await;
+    let reply = server.get("/kv").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let answer = reply.json();
+    assert_eq!(answer["kvError"], true, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("access denied")),
+        "{answer}"
+    );
+}
