@@ -374,3 +374,77 @@ function = "post-return"
     );
     drop(open);
 }
+
+#[test]
+fn build_runs_every_function_and_names_the_ones_that_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gust.toml"),
+        r#"
+[functions.good]
+component = "good.wasm"
+build = { command = "echo compiling good && printf wasm > good.wasm" }
+
+[functions.bad]
+component = "bad.wasm"
+build = { command = "echo 'bad.c:1: error: expected ;' >&2; exit 3" }
+
+[functions.lazy]
+component = "lazy.wasm"
+build = { command = "true" }
+
+[[routes]]
+path = "/"
+function = "good"
+"#,
+    )
+    .unwrap();
+    let out = Command::new(GUST)
+        .current_dir(dir.path())
+        .arg("build")
+        .env("XDG_CACHE_HOME", dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    // Every build ran: the good one's output (prefixed) and component.
+    assert!(stderr.contains("good | compiling good"), "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.path().join("good.wasm")).unwrap(),
+        b"wasm"
+    );
+    assert!(stderr.contains("2 of 3 builds failed"), "{stderr}");
+    assert!(
+        stderr.contains("bad: `") && stderr.contains("exit status: 3"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bad | bad.c:1: error: expected ;"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("lazy: the build succeeded but its component"),
+        "{stderr}"
+    );
+
+    // Only the ones named.
+    let out = Command::new(GUST)
+        .current_dir(dir.path())
+        .args(["build", "-f", "good"])
+        .env("XDG_CACHE_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(GUST)
+        .current_dir(dir.path())
+        .args(["build", "-f", "ghost"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no function `ghost`"));
+}

@@ -451,3 +451,67 @@ type = "postgres"
 "#
     ));
 }
+
+#[test]
+fn build_tables() {
+    let dir = fixture_dir();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    let text = r#"
+[functions.hello]
+component = "target/hello.wasm"
+build = { command = "cargo build", watch = ["src/**/*.rs", "Cargo.toml"] }
+
+[functions.users]
+component = "users.wasm"
+
+[functions.users.build]
+command = "make"
+workdir = "src"
+"#;
+    let path = dir.path().join("gust.toml");
+    std::fs::write(&path, text).unwrap();
+    let steps = build_steps(&path).unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let shown: Vec<String> = steps
+        .iter()
+        .map(|s| {
+            format!(
+                "{}: `{}` in {} -> {} watching {:?}",
+                s.function,
+                s.command,
+                s.workdir.strip_prefix(&base).unwrap().display(),
+                s.component.strip_prefix(&base).unwrap().display(),
+                s.watch
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(shown.join("\n"));
+    let hello = &steps[0];
+    assert!(hello.watches(Path::new("src/lib.rs")));
+    assert!(hello.watches(Path::new("src/a/b.rs")));
+    assert!(hello.watches(Path::new("Cargo.toml")));
+    assert!(!hello.watches(Path::new("target/hello.wasm")));
+    assert!(!hello.watches(Path::new("README.md")));
+}
+
+#[test]
+fn invalid_build_tables() {
+    insta::assert_snapshot!(error(
+        r#"
+[functions.hello]
+component = "hello.wasm"
+build = { command = " ", workdir = "nowhere", watch = ["/etc/*", "../up/*.rs", "src/[*.rs"] }
+
+[[routes]]
+path = "/"
+function = "hello"
+"#
+    ));
+    insta::assert_snapshot!(error(
+        r#"
+[functions.hello]
+component = "hello.wasm"
+build = { command = "make", wach = ["*.c"] }
+"#
+    ));
+}
