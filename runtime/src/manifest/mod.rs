@@ -47,8 +47,8 @@ pub use build::{BuildStep, build_steps};
 pub use grants::Grants;
 pub(crate) use model::duration;
 pub use model::{
-    AdminDecl, BuildDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest, MethodName,
-    QuotaDecl, RouteDecl, ServerDecl,
+    AdminDecl, BuildDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest,
+    MethodName, QuotaDecl, RouteDecl, ServerDecl,
 };
 pub use runtime::{EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings};
 pub use spec::{AppSpec, ComponentSource, Config, FunctionSpec, Limits};
