@@ -21,9 +21,14 @@ async fn template_serves(lang: &str, tools: &[&str]) {
     let named = server.get("/hello/you").await;
     assert_eq!(named.status, 200, "{lang}: {}", named.text());
     assert_eq!(named.text(), "Hello, you!\n", "{lang}");
-    let content_type = named.headers.get("content-type").map(|v| v.to_str().unwrap().to_owned());
+    let content_type = named
+        .headers
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned());
     assert!(
-        content_type.as_deref().is_some_and(|t| t.starts_with("text/plain")),
+        content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("text/plain")),
         "{lang}: content-type {content_type:?}"
     );
 }
@@ -50,7 +55,11 @@ async fn go() {
 
 #[tokio::test]
 async fn c() {
-    template_serves("c", &["clang-16", "wasm-ld-16", "wit-bindgen", "wasm-tools"]).await;
+    template_serves(
+        "c",
+        &["clang-16", "wasm-ld-16", "wit-bindgen", "wasm-tools"],
+    )
+    .await;
 }
 
 #[test]
