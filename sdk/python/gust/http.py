@@ -192,15 +192,17 @@ def handler(fn: Callable[[Request], Any]) -> type:
     """The ``IncomingHandler`` class componentize-py exports, serving ``fn``.
 
     ``fn`` takes a :class:`Request` and returns a :class:`Response` (or a
-    str, bytes, dict or list: a 200 with that body). An exception is
-    logged with its traceback and answered ``500``.
+    str, bytes, dict or list: a 200 with that body; ``None``: an empty
+    204). An exception is logged with its traceback and answered ``500``.
     """
 
     class IncomingHandler(exports.IncomingHandler):
         def handle(self, request: types.IncomingRequest, response_out: types.ResponseOutparam) -> None:
             try:
                 response = fn(Request(request))
-                if not isinstance(response, Response):
+                if response is None:
+                    response = Response(204)
+                elif not isinstance(response, Response):
                     response = Response(200, response)
             except Exception:
                 from gust import log

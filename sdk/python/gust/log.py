@@ -1,6 +1,6 @@
 """Lines in gust's log (``wasi:logging``), tagged with the function and
-request: ``log.info("cache miss")``. ``print`` goes to the same log as
-stdout lines."""
+request: ``log.info("cache miss")``. ``print`` writes the function's
+stdout, which gust logs when the invocation ends."""
 
 from wit_world.imports import logging as _logging
 

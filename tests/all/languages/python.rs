@@ -195,3 +195,131 @@ async fn python_counter_counts_on_redis() {
     assert_eq!(reply.json()["value"], json!(INCREMENTS + 1));
     assert_eq!(counter_value(&server, "hits").await, INCREMENTS as i64 + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_tour_covers_the_helper() {
+    if !toolchain(TOOLS) {
+        return;
+    }
+    let server = serve_example("python/tour", |text| text).await;
+
+    // The request: method, path, query, route, params (none here),
+    // headers, body as text and JSON.
+    let mut echo = request(Method::POST, "/echo?q=zz&other=1", "{\"a\": [1, 2]}");
+    echo.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    let reply = server.send(echo).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({
+            "method": "POST", "path": "/echo", "q": "zz", "route": "/echo",
+            "params": {}, "content_type": "application/json",
+            "body": "{\"a\": [1, 2]}", "json": {"a": [1, 2]},
+        })
+    );
+
+    // Key-value: set, get, exists, increment, keys, delete.
+    let reply = server
+        .send(request(Method::PUT, "/kv/greeting", "hello \u{1F600}"))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text());
+    assert_eq!(reply.json(), json!({"stored": "greeting", "exists": true}));
+    let reply = server.get("/kv/greeting").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.text(), "hello \u{1F600}");
+    let reply = server
+        .send(request(Method::POST, "/kv/hits", Bytes::new()))
+        .await;
+    assert_eq!(reply.json(), json!({"value": 2}));
+    let reply = server
+        .send(request(Method::POST, "/kv/hits", Bytes::new()))
+        .await;
+    assert_eq!(reply.json(), json!({"value": 4}));
+    assert_eq!(
+        server.get("/kv").await.json(),
+        json!({"keys": ["greeting", "hits"]})
+    );
+    let reply = server
+        .send(request(Method::DELETE, "/kv/greeting", Bytes::new()))
+        .await;
+    assert_eq!(
+        reply.json(),
+        json!({"deleted": "greeting", "exists": false})
+    );
+    assert_eq!(
+        server.get("/kv/greeting").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Config.
+    assert_eq!(
+        server.get("/config").await.json(),
+        json!({
+            "greeting": "hello from config", "missing": "fallback",
+            "all": {"greeting": "hello from config"},
+        })
+    );
+
+    // Each kind of answer.
+    let reply = server.get("/answer/text").await;
+    assert_eq!(reply.text(), "plain text\n");
+    assert_eq!(header(&reply, "content-type"), "text/plain; charset=utf-8");
+    let reply = server.get("/answer/bytes").await;
+    assert_eq!(&reply.body[..], &[1, 2, 3]);
+    assert!(reply.headers.get("content-type").is_none());
+    let reply = server.get("/answer/json").await;
+    assert_eq!(header(&reply, "content-type"), "application/json");
+    assert_eq!(reply.json(), json!({"list": [1, "two"]}));
+    let reply = server.get("/answer/response").await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.text(), "made\n");
+    let tours: Vec<_> = reply.headers.get_all("x-tour").iter().collect();
+    assert_eq!(tours, ["one", "two"]);
+    assert_eq!(
+        server.get("/answer/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Outbound HTTP: the function itself in-process, and a host the
+    // manifest does not allow (FetchError, no request sent).
+    let reply = server.get("/fetch/self").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        reply.json(),
+        json!({"status": 200, "content_type": "application/json", "body": {"list": [1, "two"]}})
+    );
+    let record = server.record(&reply.request_id()).await;
+    assert_eq!(record.outbound_requests, 1);
+    let reply = server.get("/fetch/denied").await;
+    assert_eq!(reply.status, StatusCode::BAD_GATEWAY, "{}", reply.text());
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not-allowed.example")),
+        "{}",
+        reply.text()
+    );
+
+    // An exception: a 500, recorded as the function's answer.
+    let reply = server.get("/fail").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.text(), "internal error\n");
+    assert_eq!(server.record(&reply.request_id()).await.status, 500);
+
+    // The store not granted: the helper's KvError.
+    drop(server);
+    let server = serve_example("python/tour", |text| {
+        text.replace("key_value_stores = [\"default\"]", "")
+    })
+    .await;
+    let reply = server.get("/kv").await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        reply.json()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("access denied")),
+        "{}",
+        reply.text()
+    );
+}
