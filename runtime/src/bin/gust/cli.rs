@@ -29,27 +29,9 @@ enum Command {
     Serve {
         /// A `gust.toml`, or a `.wasm` component to serve on every path.
         target: Option<PathBuf>,
-        /// Address to listen on [default: the manifest's, else 127.0.0.1:8080].
-        #[arg(long)]
-        listen: Option<SocketAddr>,
-        /// Ledger file for usage records (`:memory:` for none on disk)
-        /// [default: the manifest's, else ledger.sqlite in gust's data dir].
-        #[arg(long, conflicts_with = "no_ledger")]
-        ledger: Option<PathBuf>,
-        /// Keep no ledger: usage is only logged.
-        #[arg(long)]
-        no_ledger: bool,
-        /// Address of the admin listener (usage JSON, metrics)
-        /// [default: the manifest's `[admin] listen`, else none].
-        #[arg(long)]
-        admin: Option<SocketAddr>,
-        /// Directory of the compiled-code cache [default: the manifest's
-        /// `[cache] dir`, else ~/.cache/gust/compiled].
-        #[arg(long, conflicts_with = "no_cache")]
-        cache_dir: Option<PathBuf>,
-        /// Compile every component on start, without the cache.
-        #[arg(long)]
-        no_cache: bool,
+        /// Settings that replace the manifest's.
+        #[command(flatten)]
+        overrides: Overrides,
         /// MiB of each pooled memory kept resident between instances
         /// [default: 16 on Linux 6.7+, else 0].
         #[arg(long, value_name = "MIB")]
@@ -134,25 +116,12 @@ impl Cli {
         match self.command {
             Command::Serve {
                 target,
-                listen,
-                ledger,
-                no_ledger,
-                admin,
-                cache_dir,
-                no_cache,
+                overrides,
                 keep_resident,
                 no_fuel,
                 shutdown_grace,
                 watch,
             } => {
-                let overrides = Overrides {
-                    listen,
-                    ledger,
-                    no_ledger,
-                    admin,
-                    cache_dir,
-                    no_cache,
-                };
                 let watched = match (watch, &target) {
                     (false, _) => None,
                     (true, Some(path)) if path.extension().is_none_or(|e| e != "wasm") => {
@@ -255,13 +224,28 @@ fn raise_open_file_limit(max_connections: usize) {
 }
 
 /// The command line's settings that replace the manifest's.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 struct Overrides {
+    /// Address to listen on [default: the manifest's, else 127.0.0.1:8080].
+    #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Ledger file for usage records (`:memory:` for none on disk)
+    /// [default: the manifest's, else ledger.sqlite in gust's data dir].
+    #[arg(long, conflicts_with = "no_ledger")]
     ledger: Option<PathBuf>,
+    /// Keep no ledger: usage is only logged.
+    #[arg(long)]
     no_ledger: bool,
+    /// Address of the admin listener (usage JSON, metrics)
+    /// [default: the manifest's `[admin] listen`, else none].
+    #[arg(long)]
     admin: Option<SocketAddr>,
+    /// Directory of the compiled-code cache [default: the manifest's
+    /// `[cache] dir`, else ~/.cache/gust/compiled].
+    #[arg(long, conflicts_with = "no_cache")]
     cache_dir: Option<PathBuf>,
+    /// Compile every component on start, without the cache.
+    #[arg(long)]
     no_cache: bool,
 }
 
