@@ -2,6 +2,7 @@
 //! `guest-examples/` and the test guests of `tests/guests/`, served over
 //! real HTTP on 127.0.0.1 ephemeral ports.
 
+mod stories;
 mod support;
 
 mod admission;

@@ -6,11 +6,13 @@
 //! (`sdk/c/gust.h`).
 
 use bytes::Bytes;
-use http::{Method, Request, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::{serve_example, toolchain};
-use crate::support::{Reply, TestServer, send};
+use crate::stories::{
+    counter_store_fails, counter_story, counter_value, header, hello_answers, increment, request,
+};
 
 /// What `sdk/c/build.sh` runs.
 const TOOLS: &[&str] = &["clang-16", "wasm-ld-16", "wit-bindgen", "wasm-tools"];
@@ -19,61 +21,14 @@ const TOOLS: &[&str] = &["clang-16", "wasm-ld-16", "wit-bindgen", "wasm-tools"];
 /// function's default concurrency is 100).
 const INCREMENTS: usize = 100;
 
-fn request(method: Method, path: &str, body: impl Into<Bytes>) -> Request<Bytes> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .body(body.into())
-        .unwrap()
-}
-
-fn header<'a>(reply: &'a Reply, name: &str) -> &'a str {
-    reply
-        .headers
-        .get(name)
-        .unwrap_or_else(|| panic!("no {name} header in {reply:?}"))
-        .to_str()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c_hello_answers_both_routes() {
     if !toolchain(TOOLS) {
         return;
     }
     let server = serve_example("c/hello", |text| text).await;
-    let reply = server.get("/").await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(reply.text(), "Hello, world!\n");
-    assert_eq!(header(&reply, "content-type"), "text/plain; charset=utf-8");
-    assert_eq!(header(&reply, "content-length"), "14");
-    let reply = server.get("/hello/gust").await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    assert_eq!(reply.text(), "Hello, gust!\n");
-
     // No language runtime to start: a fresh instance is cheap.
-    let record = server.record(&reply.request_id()).await;
-    assert!(
-        record.fuel_consumed < 500_000,
-        "a C hello took {} fuel",
-        record.fuel_consumed
-    );
-}
-
-async fn counter_value(server: &TestServer, name: &str) -> i64 {
-    let reply = server.get(&format!("/counter/{name}")).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    reply.json()["value"].as_i64().unwrap()
-}
-
-async fn increment(server: &TestServer, name: &str) -> Reply {
-    server
-        .send(request(
-            Method::POST,
-            &format!("/counter/{name}"),
-            Bytes::new(),
-        ))
-        .await
+    hello_answers(&server, "C", 500_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,59 +36,8 @@ async fn c_counter_counts_concurrent_increments_exactly() {
     if !toolchain(TOOLS) {
         return;
     }
-    let server = serve_example("c/counter", |text| text).await;
-    assert_eq!(counter_value(&server, "hits").await, 0, "never counted");
-
-    // INCREMENTS concurrent POSTs, each on its own connection: every one
-    // answers 200 with a value in 1..=INCREMENTS, none twice.
-    let mut tasks = Vec::with_capacity(INCREMENTS);
-    for _ in 0..INCREMENTS {
-        let addr = server.addr;
-        tasks.push(tokio::spawn(async move {
-            tokio::time::timeout(
-                crate::support::REQUEST_TIMEOUT * 2,
-                send(addr, request(Method::POST, "/counter/hits", Bytes::new())),
-            )
-            .await
-            .expect("increment timed out")
-            .expect("increment failed")
-        }));
-    }
-    let mut values = Vec::with_capacity(INCREMENTS);
-    for task in tasks {
-        let reply = task.await.unwrap();
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-        assert_eq!(header(&reply, "content-type"), "application/json");
-        let body = reply.json();
-        assert_eq!(body["name"], "hits");
-        values.push(body["value"].as_i64().unwrap());
-    }
-    values.sort_unstable();
-    let expected: Vec<i64> = (1..=INCREMENTS as i64).collect();
-    assert_eq!(values, expected, "each increment counted exactly once");
-    assert_eq!(counter_value(&server, "hits").await, INCREMENTS as i64);
-
-    // Counters are independent; bad names and other methods are refused
-    // as the Rust counter refuses them.
-    assert_eq!(counter_value(&server, "other").await, 0);
-    let reply = increment(&server, "visits").await;
-    assert_eq!(reply.json(), json!({"name": "visits", "value": 1}));
-    for bad in ["a%20b", "a:b", &"x".repeat(129)] {
-        let reply = server.get(&format!("/counter/{bad}")).await;
-        assert_eq!(
-            reply.status,
-            StatusCode::BAD_REQUEST,
-            "{bad}: {}",
-            reply.text()
-        );
-        assert!(reply.json()["error"].is_string(), "{}", reply.text());
-    }
-    let longest = "x".repeat(128);
-    assert_eq!(counter_value(&server, &longest).await, 0);
-    let reply = server
-        .send(request(Method::DELETE, "/counter/visits", Bytes::new()))
-        .await;
-    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    // The Rust counter's story.
+    counter_story(&serve_example("c/counter", |text| text).await, INCREMENTS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,11 +70,7 @@ async fn c_counter_reads_its_config() {
         text.replace(SHIPPED, "config = { store = \"tallies\" }")
     })
     .await;
-    let reply = increment(&server, "hits").await;
-    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(reply.json(), json!({"error": "the counter store failed"}));
-    let record = server.record(&reply.request_id()).await;
-    assert_eq!(record.status, 500);
+    counter_store_fails(&server).await;
     drop(server);
 
     let server = serve_example("c/counter", |text| {
