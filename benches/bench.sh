@@ -36,6 +36,11 @@
 #   REQUESTS=30 [20]    steady-state requests per function
 #   PROCESS_FUNCTIONS=4 [3]  functions served by a spawned `gust serve` (0: skip)
 #   BREAKDOWN=12 [8]    warm deployments broken down step by step
+#   COLDSTART_COMPONENTS="hello,p3-hello,python,js,go,c"  the components
+#                       deployed: the Rust hellos (hello, p3-hello) and the
+#                       hellos benches/e2e/run.sh builds (BUILD_ONLY=1; built
+#                       here when missing: componentize-py, componentize-js,
+#                       and `gust build` of guest-examples/{go,c}/hello)
 #   SKIP_BUILD=1        reuse the release binaries already built
 #   SKIP_CRITERION=1 / SKIP_COLDSTART=1   run only the other part
 #   CARGO_TARGET_DIR    as usual (default: target/ of the workspace)
@@ -59,6 +64,7 @@ FILTER=${FILTER:-}
 FUNCTIONS=${FUNCTIONS:-$(q 8 12)}
 REQUESTS=${REQUESTS:-$(q 20 30)}
 PROCESS_FUNCTIONS=${PROCESS_FUNCTIONS:-$(q 3 4)}
+COLDSTART_COMPONENTS=${COLDSTART_COMPONENTS:-hello,p3-hello,python,js,go,c}
 BREAKDOWN=${BREAKDOWN:-$(q 8 12)}
 STAMP=${STAMP:-$(date -u +%Y%m%dT%H%M%SZ)}
 SUMMARY=$RESULTS/bench-$STAMP.md
@@ -100,6 +106,13 @@ if [[ -z ${SKIP_CRITERION:-} ]]; then
 fi
 
 if [[ -z ${SKIP_COLDSTART:-} ]]; then
+  # The components other than the Rust hellos, from benches/e2e/run.sh
+  # (gust is built above; components already built are kept).
+  others=$(tr ',' '\n' <<<"$COLDSTART_COMPONENTS" | grep -vx -e hello -e p3-hello | xargs || true)
+  if [[ -n $others ]]; then
+    log "coldstart: building the components $others (benches/e2e/run.sh)"
+    BUILD_ONLY=1 SKIP_BUILD=1 COMPONENTS="$others" "$ROOT/benches/e2e/run.sh"
+  fi
   log "coldstart: $FUNCTIONS functions in-process, $PROCESS_FUNCTIONS as processes, $REQUESTS requests each"
   {
     echo "## coldstart"
@@ -107,7 +120,8 @@ if [[ -z ${SKIP_COLDSTART:-} ]]; then
     echo "$FUNCTIONS functions in-process, $PROCESS_FUNCTIONS as processes, $REQUESTS steady requests each."
     nice -n 10 "$BIN/coldstart" --functions "$FUNCTIONS" --requests "$REQUESTS" \
       --process-functions "$PROCESS_FUNCTIONS" --breakdown "$BREAKDOWN" \
-      --gust "$BIN/gust" --stamp "$STAMP" --out-dir "$RESULTS"
+      --gust "$BIN/gust" --stamp "$STAMP" --out-dir "$RESULTS" \
+      --components "$COLDSTART_COMPONENTS"
     "$BIN/plot" coldstart "$RESULTS/coldstart-$STAMP.json" --out-dir "$RESULTS"
     echo
   } | tee -a "$SUMMARY"

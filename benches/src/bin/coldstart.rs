@@ -3,16 +3,23 @@
 //!
 //! ```text
 //! coldstart [--functions N] [--requests K] [--process-functions P]
-//!           [--breakdown B] [--components hello,p3-hello] [--p3-hello PATH]
+//!           [--breakdown B] [--components hello,p3-hello,python,js,go,c]
+//!           [--p3-hello PATH] [--component-dir DIR]
 //!           [--gust PATH] [--out-dir DIR] [--stamp STAMP]
 //! ```
 //!
 //! Every function is a distinct copy of one example component (one extra
 //! custom section each, as `startup/make-1000.py` makes them), so nothing
-//! compiled or cached is shared between functions. Two components, each
-//! its own rows (column `component`): `hello`, the WASIp2 Rust hello
-//! (`gust_runtime::examples::HELLO`), and `p3-hello`, the WASIp3 one
-//! (`gust_runtime::examples::P3_HELLO`, from `guest-examples/p3-hello`).
+//! compiled or cached is shared between functions. Each component its own
+//! rows (column `component`): `hello`, the WASIp2 Rust hello
+//! (`gust_runtime::examples::HELLO`), `p3-hello`, the WASIp3 one
+//! (`gust_runtime::examples::P3_HELLO`, from `guest-examples/p3-hello`), and
+//! any other name NAME read from `--component-dir`/NAME.wasm: the hellos
+//! `benches/e2e/run.sh` builds into `benches/.tools/components/` (`python`,
+//! `js`: componentize-py / componentize-js over the raw bindings; `go`, `c`:
+//! guest-examples/go/hello with a no-op wasi:logging composed in, and
+//! guest-examples/c/hello; `BUILD_ONLY=1 benches/e2e/run.sh` builds them),
+//! which answer a body starting with `Hello`.
 //! Three parts:
 //!
 //! * **in_process** (N functions, cold then warm): one gust engine, as in a
@@ -25,13 +32,15 @@
 //! * **process** (P functions, cold then warm): the real `gust serve
 //!   MANIFEST --listen 127.0.0.1:PORT --no-ledger --cache-dir DIR` spawned,
 //!   polled every millisecond until the first 200, then K requests.
-//! * **breakdown** (B functions, warm cache, same engine; `hello` only, the
-//!   steps are those of a WASIp2 `ProxyPre`): the steps of a
+//! * **breakdown** (B functions, warm cache, same engine; every WASIp2
+//!   component, the steps are those of a WASIp2 `ProxyPre`, over WASI and
+//!   `wasi:http` alone): the steps of a
 //!   deployment and its first request timed one by one: reading the
 //!   component, the cache key, the cache file's read / SHA-256 check /
 //!   deserialize, gust's whole cache load, the linker, `instantiate_pre`, then
 //!   the first and later instantiations and handler calls with their page
-//!   faults.
+//!   faults and the fuel each used (instantiation runs the guest's start
+//!   functions: a language runtime's initialisation).
 //!
 //! Rows go to `DIR/coldstart-STAMP.{csv,json}` (and `coldstart-latest.*`),
 //! one per (mode, cache, component, function); the breakdown to
@@ -77,9 +86,14 @@ struct Args {
     #[arg(long)]
     gust: Option<PathBuf>,
     /// The example components deployed, each as its own rows: `hello`
-    /// (WASIp2) and `p3-hello` (WASIp3).
+    /// (WASIp2) and `p3-hello` (WASIp3), or NAME for
+    /// `--component-dir`/NAME.wasm (e.g. python, js, go, c).
     #[arg(long, value_delimiter = ',', default_value = "hello,p3-hello")]
     components: Vec<String>,
+    /// Where the other components are [default:
+    /// benches/.tools/components, where benches/e2e/run.sh builds them].
+    #[arg(long)]
+    component_dir: Option<PathBuf>,
     /// The WASIp3 hello's component file [default: the build script's,
     /// `gust_runtime::examples::P3_HELLO`].
     #[arg(long)]
@@ -132,8 +146,8 @@ struct Row {
     compiled: Option<u64>,
     cache_hits: Option<u64>,
     requests: usize,
-    /// The deployed example: `hello` or `p3-hello` (last, so the CSV's
-    /// earlier columns stay where they were).
+    /// The deployed example: `hello`, `p3-hello` or another component's
+    /// name (last, so the CSV's earlier columns stay where they were).
     component: &'static str,
 }
 
@@ -227,6 +241,17 @@ struct Breakdown {
     steady_handle_ms: f64,
     steady_drop_ms: f64,
     steady_faults: f64,
+    /// Fuel of the first instantiation (the guest's start functions) and
+    /// of its handler call, then the medians of the 10 steady ones, and
+    /// their page faults apart (the columns after `component` are new).
+    first_instantiate_fuel: u64,
+    first_handle_fuel: u64,
+    steady_instantiate_fuel: f64,
+    steady_handle_fuel: f64,
+    steady_instantiate_faults: f64,
+    steady_handle_faults: f64,
+    /// The component: `hello` or another WASIp2 one.
+    component: &'static str,
 }
 
 /// One instantiation and handler call, timed.
@@ -234,8 +259,10 @@ struct Call {
     store_ms: f64,
     instantiate_ms: f64,
     instantiate_faults: u64,
+    instantiate_fuel: u64,
     handle_ms: f64,
     handle_faults: u64,
+    handle_fuel: u64,
     drop_ms: f64,
 }
 
@@ -264,6 +291,13 @@ impl CsvRow for Breakdown {
             "steady_handle_ms",
             "steady_drop_ms",
             "steady_faults",
+            "component",
+            "first_instantiate_fuel",
+            "first_handle_fuel",
+            "steady_instantiate_fuel",
+            "steady_handle_fuel",
+            "steady_instantiate_faults",
+            "steady_handle_faults",
         ]
     }
 
@@ -292,6 +326,13 @@ impl CsvRow for Breakdown {
             f(self.steady_handle_ms),
             f(self.steady_drop_ms),
             f(self.steady_faults),
+            self.component.to_owned(),
+            self.first_instantiate_fuel.to_string(),
+            self.first_handle_fuel.to_string(),
+            f(self.steady_instantiate_fuel),
+            f(self.steady_handle_fuel),
+            f(self.steady_instantiate_faults),
+            f(self.steady_handle_faults),
         ]
     }
 }
@@ -303,7 +344,7 @@ struct Report {
     functions: usize,
     requests: usize,
     process_functions: usize,
-    /// The components deployed (`hello`, `p3-hello`).
+    /// The components deployed (`hello`, `p3-hello`, ...).
     components: Vec<&'static str>,
     cpus: usize,
     load_average_before: Option<f64>,
@@ -326,7 +367,7 @@ fn manifest(wasm: &Path) -> String {
 
 /// An example component whose deployments are measured.
 struct Subject {
-    /// `hello` or `p3-hello`: the rows' `component`.
+    /// `hello`, `p3-hello` or a file's name: the rows' `component`.
     name: &'static str,
     bytes: Vec<u8>,
     /// What every answer's body must be.
@@ -344,7 +385,7 @@ enum Expect {
 
 impl Subject {
     /// The subjects `names` asks for, in that order.
-    fn load(names: &[String], p3_hello: Option<&Path>) -> anyhow::Result<Vec<Subject>> {
+    fn load(names: &[String], p3_hello: Option<&Path>, dir: &Path) -> anyhow::Result<Vec<Subject>> {
         let mut out = Vec::new();
         for name in names {
             match name.as_str() {
@@ -365,7 +406,22 @@ impl Subject {
                         expect: Expect::Prefix(b"Hello from"),
                     });
                 }
-                other => bail!("unknown component {other:?} (hello, p3-hello)"),
+                other => {
+                    let path = dir.join(format!("{other}.wasm"));
+                    let bytes = std::fs::read(&path).with_context(|| {
+                        format!(
+                            "reading {} (component {other:?}: hello, p3-hello, or NAME.wasm \
+                             in --component-dir; BUILD_ONLY=1 benches/e2e/run.sh builds python, js, go, c)",
+                            path.display()
+                        )
+                    })?;
+                    out.push(Subject {
+                        // Once per run: leaked so rows can hold it.
+                        name: Box::leak(other.to_owned().into_boxed_str()),
+                        bytes,
+                        expect: Expect::Prefix(b"Hello"),
+                    });
+                }
             }
         }
         Ok(out)
@@ -622,10 +678,12 @@ fn is_refused(e: &anyhow::Error) -> bool {
 fn breakdown(
     rt: &tokio::runtime::Runtime,
     engine: &GustEngine,
+    subject: &Subject,
     wasm: &Path,
     cache_dir: &Path,
     function: usize,
 ) -> anyhow::Result<Breakdown> {
+    let expect = subject.expect;
     let engine = engine.engine();
     let started = Instant::now();
     let bytes = std::fs::read(wasm)?;
@@ -659,19 +717,21 @@ fn breakdown(
             let started = Instant::now();
             let mut store = store(engine);
             let store_ms = ms(started.elapsed());
+            let fuel = store.get_fuel()?;
             let faults = minor_faults();
             let started = Instant::now();
             let proxy = pre.instantiate_async(&mut store).await?;
             let instantiate_ms = ms(started.elapsed());
             let instantiate_faults = minor_faults() - faults;
+            let instantiate_fuel = fuel - store.get_fuel()?;
+            let fuel = store.get_fuel()?;
             let faults = minor_faults();
             let started = Instant::now();
             let body = handle(&mut store, &proxy).await?;
             let handle_ms = ms(started.elapsed());
             let handle_faults = minor_faults() - faults;
-            if body != HELLO_BODY {
-                bail!("unexpected body {body:?}");
-            }
+            let handle_fuel = fuel - store.get_fuel()?;
+            check(http::StatusCode::OK, &body, expect)?;
             let started = Instant::now();
             drop((proxy, store));
             let drop_ms = ms(started.elapsed());
@@ -679,8 +739,10 @@ fn breakdown(
                 store_ms,
                 instantiate_ms,
                 instantiate_faults,
+                instantiate_fuel,
                 handle_ms,
                 handle_faults,
+                handle_fuel,
                 drop_ms,
             })
         };
@@ -714,6 +776,13 @@ fn breakdown(
             steady_handle_ms: med(|c| c.handle_ms),
             steady_drop_ms: med(|c| c.drop_ms),
             steady_faults: med(|c| (c.instantiate_faults + c.handle_faults) as f64),
+            first_instantiate_fuel: first.instantiate_fuel,
+            first_handle_fuel: first.handle_fuel,
+            steady_instantiate_fuel: med(|c| c.instantiate_fuel as f64),
+            steady_handle_fuel: med(|c| c.handle_fuel as f64),
+            steady_instantiate_faults: med(|c| c.instantiate_faults as f64),
+            steady_handle_faults: med(|c| c.handle_faults as f64),
+            component: subject.name,
         })
     })
 }
@@ -780,14 +849,23 @@ fn print_breakdown(rows: &[Breakdown]) {
     if rows.is_empty() {
         return;
     }
-    let med = |f: &dyn Fn(&Breakdown) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
+    let mut components: Vec<&'static str> = Vec::new();
+    for r in rows {
+        if !components.contains(&r.component) {
+            components.push(r.component);
+        }
+    }
+    let groups: Vec<Vec<&Breakdown>> = components
+        .iter()
+        .map(|c| rows.iter().filter(|r| r.component == *c).collect())
+        .collect();
     println!(
-        "\nWarm deployment, step by step (median of {} functions, ms):\n",
-        rows.len()
+        "\nWarm deployment, step by step (median of {} functions per component, ms unless named):\n",
+        groups.iter().map(Vec::len).min().unwrap_or(0)
     );
-    println!("| step | ms |");
-    println!("|---|---:|");
-    let steps: [Step; 18] = [
+    println!("| step | {} |", components.join(" | "));
+    println!("|---|{}", "---:|".repeat(components.len()));
+    let steps: [Step; 25] = [
         ("read the component file", |b| b.read_ms),
         ("cache key (engine hash + SHA-256 of the component)", |b| {
             b.key_ms
@@ -806,28 +884,48 @@ fn print_breakdown(rows: &[Breakdown]) {
         ("first instantiate: minor faults", |b| {
             b.first_instantiate_faults as f64
         }),
+        ("first instantiate: fuel", |b| {
+            b.first_instantiate_fuel as f64
+        }),
         ("first handle", |b| b.first_handle_ms),
         ("first handle: minor faults", |b| {
             b.first_handle_faults as f64
         }),
+        ("first handle: fuel", |b| b.first_handle_fuel as f64),
         ("second instantiate", |b| b.second_instantiate_ms),
         ("second handle", |b| b.second_handle_ms),
         ("steady new store (median of 10)", |b| b.steady_store_ms),
         ("steady instantiate (median of 10)", |b| {
             b.steady_instantiate_ms
         }),
+        ("steady instantiate: minor faults", |b| {
+            b.steady_instantiate_faults
+        }),
+        ("steady instantiate: fuel", |b| b.steady_instantiate_fuel),
         ("steady handle (median of 10)", |b| b.steady_handle_ms),
+        ("steady handle: minor faults", |b| b.steady_handle_faults),
+        ("steady handle: fuel", |b| b.steady_handle_fuel),
         ("steady drop of the store (median of 10)", |b| {
             b.steady_drop_ms
         }),
+        ("steady instantiate + handle: minor faults", |b| {
+            b.steady_faults
+        }),
     ];
     for (name, f) in steps {
-        println!("| {name} | {:.3} |", med(&f));
+        let cells: Vec<String> = groups
+            .iter()
+            .map(|g| {
+                let v = median(&g.iter().map(|b| f(b)).collect::<Vec<_>>());
+                if name.ends_with("fuel") || name.ends_with("faults") {
+                    format!("{v:.0}")
+                } else {
+                    format!("{v:.3}")
+                }
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
     }
-    println!(
-        "| steady instantiate + handle: minor faults | {:.0} |",
-        med(&|b| b.steady_faults)
-    );
 }
 
 fn main() -> anyhow::Result<()> {
@@ -844,7 +942,11 @@ fn main() -> anyhow::Result<()> {
         .functions
         .max(args.process_functions)
         .max(args.breakdown);
-    let subjects = Subject::load(&args.components, args.p3_hello.as_deref())?;
+    let component_dir = args
+        .component_dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools/components"));
+    let subjects = Subject::load(&args.components, args.p3_hello.as_deref(), &component_dir)?;
     if subjects.is_empty() {
         bail!("no component to deploy (--components)");
     }
@@ -913,24 +1015,31 @@ fn main() -> anyhow::Result<()> {
         }
     }
 
-    // Step by step, warm, the WASIp2 hello only (the steps are a p2
-    // `ProxyPre`'s): the cache holds functions 0..functions; compile any
+    // Step by step, warm, every WASIp2 component (the steps are a p2
+    // `ProxyPre`'s, with WASI and wasi:http only: a component importing
+    // more is skipped): the cache holds functions 0..functions; compile any
     // further ones first.
     let mut steps = Vec::new();
-    let hello = subjects
-        .iter()
-        .position(|s| s.name == "hello")
-        .map(|at| &deployments[at].1);
-    if let Some(wasms) = hello.filter(|_| args.breakdown > 0) {
+    for (subject, (_, wasms)) in subjects.iter().zip(&deployments) {
+        if subject.name == "p3-hello" || args.breakdown == 0 {
+            continue;
+        }
         let cache = CompileCache::new(engine.engine(), &CacheLocation::Dir(cache_dir.clone()));
         for wasm in wasms.iter().take(args.breakdown).skip(args.functions) {
             cache.load(engine.engine(), &std::fs::read(wasm)?)?;
         }
         for (i, wasm) in wasms.iter().enumerate().take(args.breakdown) {
-            steps.push(
-                breakdown(&rt, &engine, wasm, &cache_dir, i)
-                    .with_context(|| format!("breakdown of function {i}"))?,
-            );
+            match breakdown(&rt, &engine, subject, wasm, &cache_dir, i) {
+                Ok(step) => steps.push(step),
+                Err(e) if i == 0 => {
+                    eprintln!("breakdown: skipping {}: {e:#}", subject.name);
+                    break;
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("breakdown of {} function {i}", subject.name));
+                }
+            }
         }
     }
     drop(engine);

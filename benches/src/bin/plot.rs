@@ -363,6 +363,32 @@ fn coldstart(file: &Path, out_dir: &Path) -> anyhow::Result<()> {
         values_of("p3-hello", "in_process", None, "steady_median_ms"),
         steady,
     );
+    // Every other component (the Python, JavaScript, Go and C hellos),
+    // in-process: cold and warm deploy → first response.
+    let mut others: Vec<String> = Vec::new();
+    for r in rows {
+        let c = component_of(r);
+        if c != "hello" && c != "p3-hello" && !others.contains(&c) {
+            others.push(c);
+        }
+    }
+    for c in &others {
+        add(
+            &format!("{c} in-process, cold cache: deploy → first response"),
+            values_of(c, "in_process", Some("cold"), "deploy_to_first_ms"),
+            cold,
+        );
+        add(
+            &format!("{c} in-process, warm cache: deploy → first response"),
+            values_of(c, "in_process", Some("warm"), "deploy_to_first_ms"),
+            warm,
+        );
+        add(
+            &format!("{c} in-process: steady-state request (median per function)"),
+            values_of(c, "in_process", None, "steady_median_ms"),
+            steady,
+        );
+    }
     if categories.is_empty() {
         bail!("{} has no rows", file.display());
     }
