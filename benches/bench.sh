@@ -25,7 +25,10 @@
 #   bench-STAMP.md                       the tables printed at the end
 #
 # Usage: benches/bench.sh                (from anywhere)
-#        QUICK=1 benches/bench.sh        (about 1.5 minutes on 2 cores, after the build)
+#        QUICK=1 benches/bench.sh        (about 1.5 minutes on 2 cores, after the build,
+#                                         with COLDSTART_COMPONENTS=hello,p3-hello; the
+#                                         Python, JS and Go hellos add minutes of cold
+#                                         compiles: 7-10 s each for Python and JS, ~5 s Go)
 # Knobs (environment; QUICK=1 sets the smaller defaults in brackets):
 #   WARMUP=1 [1]        criterion warm-up seconds per mode
 #   MEASUREMENT=4 [2]   criterion measurement seconds per mode (compile: x2)
