@@ -117,12 +117,14 @@ if [[ $NATIVE == 1 && ! -x $NATIVE_HELLO ]]; then
 fi
 
 WASMTIME=$TOOLS/bin/wasmtime
-if ! "$WASMTIME" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
+if [[ -n ${BUILD_ONLY:-} ]]; then
+  : # components only: neither wasmtime nor wrk is needed
+elif ! "$WASMTIME" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
   log "installing wasmtime-cli $WASMTIME_VERSION into $TOOLS (takes a while)"
   nice -n 19 cargo install --locked --root "$TOOLS" wasmtime-cli --version "$WASMTIME_VERSION" >&2
 fi
 
-if ! command -v wrk > /dev/null; then
+if [[ -z ${BUILD_ONLY:-} ]] && ! command -v wrk > /dev/null; then
   log "installing wrk (apt-get)"
   { apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }; } >&2
 fi

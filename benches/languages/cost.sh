@@ -14,6 +14,8 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 COMPONENTS=${COMPONENTS:-"rust c go go-example python python-example js js-example"}
 BUILD_ONLY=1 NATIVE=0 COMPONENTS="$COMPONENTS" "$ROOT/benches/e2e/run.sh"
+[[ -x $ROOT/benches/.tools/bin/wasmtime ]] ||
+  { echo "no benches/.tools/bin/wasmtime: run benches/e2e/run.sh once (it installs wasmtime-cli 50.0.1)" >&2; exit 1; }
 exec python3 "$ROOT/benches/languages/cost.py" \
   --gust "$CARGO_TARGET_DIR/release/gust" --wasmtime "$ROOT/benches/.tools/bin/wasmtime" \
   --components-dir "$ROOT/benches/.tools/components" --components "$COMPONENTS" \
