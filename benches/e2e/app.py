@@ -7,7 +7,7 @@ the Rust hello in guest-examples/hello.
 
 from componentize_py_types import Ok
 from wit_world import exports
-from wit_world.imports.types import (
+from wit_world.imports.wasi_http_types import (
     Fields,
     IncomingRequest,
     OutgoingBody,
