@@ -9,8 +9,8 @@
 # wasi_snapshot_preview1 *proxy* adapter.
 #
 # Environment (gust build sets the first two, and GUST_SDK, which is how a
-# manifest's build command finds this script; gust.h and gust.c are found
-# beside it):
+# manifest's build command finds this script; gust.h and the helper's
+# sources are found beside it):
 #   GUST_WASI_ADAPTER  the proxy adapter (wasi_snapshot_preview1.proxy.wasm); required
 #   GUST_WIT           gust's wit/ directory (default: ../../wit from this script)
 #   GUST_CC            the compiler (default: clang-16, else clang; the host's CC is
@@ -41,6 +41,11 @@ usage() {
 }
 
 here=$(cd "$(dirname "$0")" && pwd)
+
+# The helper (gust.h's implementation): every source is compiled into every
+# function; gust_internal.h is what they share.
+helper_sources="gust.c request.c response.c kv.c config.c"
+helper_headers="gust.h gust_internal.h"
 
 out=""
 sources=""
@@ -106,13 +111,16 @@ ldflags=${GUST_LDFLAGS:-}
 target="--target=wasm32-wasi${WASI_SYSROOT:+ --sysroot=$WASI_SYSROOT}"
 hint="(wasi-libc and the wasm32 builtins installed? apt-get install wasi-libc libclang-rt-16-dev-wasm32, or set WASI_SYSROOT)"
 
-# Bindings and the helper's object, kept while their inputs are the same.
+# Bindings and the helper's objects, kept while their inputs are the same.
 stamp=$( (
     "$wit_bindgen" --version
     "$cc" --version | head -n 1
     echo "$cflags"
     echo "${WASI_SYSROOT:-}"
-    cat "$here/gust.c" "$here/gust.h"
+    for f in $helper_sources $helper_headers; do
+        echo "== $f"
+        cat "$here/$f"
+    done
     find "$wit" -name '*.wit' | LC_ALL=C sort | xargs cat
 ) | cksum)
 if [ ! -f "$build/sdk.stamp" ] || [ "$(cat "$build/sdk.stamp")" != "$stamp" ]; then
@@ -125,8 +133,15 @@ if [ ! -f "$build/sdk.stamp" ] || [ "$(cat "$build/sdk.stamp")" != "$stamp" ]; t
     }
     "$cc" $target $cflags -c "$build/bindings/handler.c" -o "$build/handler.o" \
         -Wno-unused-parameter || die "compiling the bindings failed $hint"
-    "$cc" $target $cflags -Wall -Wextra -c "$here/gust.c" -o "$build/gust.o" \
-        -I "$here" -I "$build/bindings" || die "compiling gust.c failed"
+    rm -rf "$build/sdk" "$build/gust.o" # gust.o: the single-file helper's, before
+    mkdir -p "$build/sdk"
+    # One clang for all of them: each NAME.c becomes sdk/NAME.o.
+    (
+        set --
+        for f in $helper_sources; do set -- "$@" "$here/$f"; done
+        cd "$build/sdk" &&
+            "$cc" $target $cflags -Wall -Wextra -I "$here" -I "$build/bindings" -c "$@"
+    ) || die "compiling the helper ($helper_sources) failed"
     echo "$stamp" >"$build/sdk.stamp"
 fi
 
@@ -142,7 +157,7 @@ for src in $sources; do
 done
 
 "$cc" $target -mexec-model=reactor $cflags $extra -o "$build/core.wasm" \
-    $objects "$build/gust.o" "$build/handler.o" "$build/bindings/handler_component_type.o" \
+    $objects "$build"/sdk/*.o "$build/handler.o" "$build/bindings/handler_component_type.o" \
     -Wl,--strip-debug $ldflags || die "linking failed $hint"
 
 tmp="$out.tmp.$$"
