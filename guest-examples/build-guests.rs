@@ -186,6 +186,7 @@ fn watch(dir: &Path) {
 /// `.cargo` and `wat` directories and each guest crate's directory, not
 /// the whole tree, so that files other toolchains write beside the crates
 /// (the Python, JavaScript, Go and C examples' builds) rebuild nothing.
+/// A guest crate added or removed still counts: it changes the lock file.
 fn watch_guests(workspace: &Path) {
     let (crates, _) = discover(workspace);
     let fixed = ["Cargo.toml", "Cargo.lock", ".cargo", "wat"];

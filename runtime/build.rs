@@ -5,8 +5,8 @@
 //! embedded, found in the directory tree, not listed; the test guests
 //! (`tests/guests/`) are the `gust-tests` crate's to build.
 
-// `build_guests`, `watch_guests`, `watch_sdk`, `watch` and the `std` items used here (`env`, `Path`,
-// `PathBuf`): shared with `tests/build.rs`.
+// `build_guests`, `watch_guests`, `watch_sdk`, `watch` and the `std`
+// items used here (`env`, `Path`, `PathBuf`): shared with `tests/build.rs`.
 include!("../guest-examples/build-guests.rs");
 
 fn main() {

@@ -3,8 +3,8 @@
 //! generated `guests.rs` is `gust_tests::guests` (`lib.rs`): each
 //! component's bytes and path, and `ALL`.
 
-// `build_guests`, `watch_guests`, `watch_sdk`, `watch` and the `std` items used here (`env`, `Path`,
-// `PathBuf`): shared with `runtime/build.rs`.
+// `build_guests`, `watch_guests`, `watch_sdk`, `watch` and the `std`
+// items used here (`env`, `Path`, `PathBuf`): shared with `runtime/build.rs`.
 include!("../guest-examples/build-guests.rs");
 
 fn main() {
