@@ -24,7 +24,7 @@
 #               `wasmtime serve` does not provide
 #   p3          guest-examples/p3-hello (WASIp3)
 # The guest-examples ones are built by their manifest's build command,
-# through `gust build MANIFEST` (the toolchains of .ci/guest-toolchains).
+# through `gust build MANIFEST` (the toolchains .ci/run installs).
 #
 # For `p3`, `wasmtime serve` is measured twice: `wasmtime` with its defaults
 # (WASIp3 instances are reused: up to 128 requests per instance, 16 at once)
@@ -184,7 +184,7 @@ build_components() {
         local dir=$ROOT/guest-examples/$lang/hello
         log "building $dir (gust build)"
         "$GUST" build "$dir/gust.toml" >&2 ||
-          { log "gust build $dir/gust.toml failed (toolchains: .ci/guest-toolchains)"; exit 1; }
+          { log "gust build $dir/gust.toml failed (toolchains: see .ci/run)"; exit 1; }
         if [[ $c == go ]]; then
           # The Go hello with the no-op wasi:logging composed in.
           [[ -s $BUILD/logging-stub.wasm && $E2E/stub/stub.c -ot $BUILD/logging-stub.wasm ]] ||

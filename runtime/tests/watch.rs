@@ -183,3 +183,23 @@ function = "app"
     assert!(log.contains("still serving the previous version"), "{log}");
     assert_eq!(try_get(server.addr, "/").as_deref(), Ok(HELLO));
 }
+
+#[test]
+fn serve_watch_keeps_serving_the_old_version_when_the_manifest_turns_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("gust.toml");
+    let valid = format!(
+        "[functions.app]\ncomponent = {HELLO_PATH:?}\n\n[[routes]]\npath = \"/\"\nfunction = \"app\"\n"
+    );
+    std::fs::write(&manifest, &valid).unwrap();
+    let server = Serving::start(&["--watch", manifest.to_str().unwrap(), "--no-ledger"]);
+    std::fs::write(
+        &manifest,
+        valid.replace("function = \"app\"", "function = \"ghost\""),
+    )
+    .unwrap();
+    let log = server.read_until(SWAP_WAIT, |line| line.contains("still serving"));
+    let log = log.join("\n");
+    assert!(log.contains("no function named `ghost`"), "{log}");
+    assert_eq!(try_get(server.addr, "/").as_deref(), Ok(HELLO));
+}

@@ -73,7 +73,7 @@ async fn poll(
             .map(|(step, _)| step.clone())
             .collect();
         if !changed.is_empty() {
-            settle(&changed).await;
+            quiet(|| changed.iter().map(fingerprint_sources).collect::<Vec<_>>()).await;
             let names: Vec<&str> = changed.iter().map(|s| s.function.as_str()).collect();
             tracing::info!(functions = ?names, "sources changed: rebuilding");
             let result = tokio::task::spawn_blocking({
@@ -93,7 +93,7 @@ async fn poll(
         if now_outputs == outputs {
             continue;
         }
-        settle_outputs(&manifest, &mut outputs).await;
+        outputs = quiet(|| fingerprint_outputs(&manifest)).await;
         // The manifest may name new builds or sources.
         steps = steps_or_none(&manifest);
         sources = steps.iter().map(fingerprint_sources).collect();
@@ -131,32 +131,19 @@ fn steps_or_none(manifest: &Path) -> Vec<BuildStep> {
     })
 }
 
-/// Waits until `steps`' sources stop changing (at most a few seconds).
-async fn settle(steps: &[BuildStep]) {
-    let mut last: Vec<u64> = steps.iter().map(fingerprint_sources).collect();
+/// Waits until `read` (a fingerprint) gives the same value twice in a
+/// row, at most a few seconds; returns the last value.
+async fn quiet<T: PartialEq>(mut read: impl FnMut() -> T) -> T {
+    let mut last = read();
     for _ in 0..20 {
         tokio::time::sleep(POLL).await;
-        let now: Vec<u64> = steps.iter().map(fingerprint_sources).collect();
-        if now == last {
-            return;
-        }
-        last = now;
-    }
-}
-
-/// Waits until the manifest and components stop changing; `outputs` ends
-/// as their fingerprint.
-async fn settle_outputs(manifest: &Path, outputs: &mut u64) {
-    let mut last = fingerprint_outputs(manifest);
-    for _ in 0..20 {
-        tokio::time::sleep(POLL).await;
-        let now = fingerprint_outputs(manifest);
+        let now = read();
         if now == last {
             break;
         }
         last = now;
     }
-    *outputs = last;
+    last
 }
 
 /// The modification times and sizes of `step`'s sources.

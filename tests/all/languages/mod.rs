@@ -2,8 +2,7 @@
 //! their toolchains the way a developer builds them (the build commands
 //! of their `gust.toml`, run by gust's build runner as `gust build` runs
 //! them) and served over real HTTP. A missing toolchain skips a test
-//! loudly outside CI and fails it in CI (`.ci/guest-toolchains` installs
-//! them).
+//! loudly outside CI and fails it in CI (`.ci/run` installs them).
 //!
 //! Each example is built once per test run, however many tests serve it.
 
@@ -28,7 +27,7 @@ use crate::support::servers::require;
 pub fn toolchain(tools: &[&str]) -> bool {
     tools
         .iter()
-        .all(|tool| require(tool, "see .ci/guest-toolchains").is_some())
+        .all(|tool| require(tool, ".ci/run installs it").is_some())
 }
 
 /// `guest-examples/EXAMPLE`.
