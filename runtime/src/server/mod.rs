@@ -13,10 +13,12 @@ mod handler;
 mod invoke;
 mod reject;
 mod runtime;
+mod service;
 
 pub use body::RequestBody;
 pub use handler::headers;
 pub use reject::Rejection;
+pub use service::{GustService, ResponseFuture};
 
 /// The body of a response gust hands out: the guest's, streamed, or one
 /// gust wrote itself.
@@ -62,7 +64,14 @@ impl Server {
     /// A server for `app`, with the operator's server `settings`.
     pub fn new(app: App, settings: ServerSettings) -> Server {
         let apps = Apps::new();
-        apps.insert(app);
+        // An empty registry has no host to conflict with.
+        let _ = apps.insert(app);
+        Server::with_apps(apps, settings)
+    }
+
+    /// A server for every app of `apps` (routed by host, see [`Apps`]),
+    /// including those inserted into it later.
+    pub fn with_apps(apps: Apps, settings: ServerSettings) -> Server {
         Server {
             apps,
             settings,
@@ -95,7 +104,7 @@ impl Server {
         &self,
         request: hyper::Request<B>,
     ) -> hyper::Response<ResponseBody> {
-        match self.apps.for_request() {
+        match self.apps.for_request(&request) {
             Some(app) => handler::handle(app, self.settings, request).await,
             None => Rejection::NotFound.into_response(),
         }
@@ -171,7 +180,7 @@ impl Server {
                 hyper::service::service_fn(move |request| {
                     // The app as it is now: a swap mid-request does not
                     // change the version this request runs on.
-                    let app = apps.for_request();
+                    let app = apps.for_request(&request);
                     let in_flight = activity.start_request();
                     INVOCATIONS.scope(invocations.clone(), async move {
                         let response = match app {
