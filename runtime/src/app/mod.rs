@@ -16,13 +16,13 @@ use crate::engine::GustEngine;
 use crate::function::Function;
 use crate::headers;
 use crate::host::capability::AppCaps;
-use crate::manifest::{AppSpec, FunctionId, RuntimeSpec};
+use crate::manifest::{AppSpec, FunctionId, HostPattern, RuntimeSpec};
 
 mod registry;
 use crate::metering::{InvocationRecord, RecordSink};
 use crate::router::{Router, Segment};
 use http::{HeaderName, HeaderValue};
-pub use registry::Apps;
+pub use registry::{Apps, HostConflict};
 
 /// An [`App`] that may have been dropped.
 #[derive(Clone)]
@@ -43,6 +43,7 @@ pub struct App {
 
 struct Inner {
     id: FunctionId,
+    hosts: Vec<HostPattern>,
     functions: Vec<Function>,
     router: Router<RouteTarget>,
     /// Replaced whole when a sink is added, so a request takes a snapshot
@@ -343,6 +344,7 @@ impl App {
         let app = App {
             inner: Arc::new(Inner {
                 id: spec.name.clone(),
+                hosts: spec.hosts.clone(),
                 functions,
                 router: route_targets(&spec.router)?,
                 sinks: std::sync::RwLock::new(Arc::new([])),
@@ -380,6 +382,12 @@ impl App {
     /// invocation and the key of [`Apps`].
     pub fn id(&self) -> &FunctionId {
         &self.inner.id
+    }
+
+    /// The hosts the app answers (never empty; `*` when its manifest
+    /// lists none).
+    pub fn hosts(&self) -> &[HostPattern] {
+        &self.inner.hosts
     }
 
     /// What loading did: how many components were compiled or came from

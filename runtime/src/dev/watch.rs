@@ -106,11 +106,16 @@ async fn poll(
         match loaded {
             Ok(Ok(app)) => {
                 let id = app.id().clone();
-                apps.insert(app);
-                if id != current {
-                    apps.remove(&current);
-                    current = id;
+                // A renamed app takes over its old name's hosts.
+                let previous = (id != current).then(|| apps.remove(&current)).flatten();
+                if let Err(conflict) = apps.insert(app) {
+                    tracing::error!("{conflict}\nstill serving the previous version");
+                    if let Some(previous) = previous {
+                        let _ = apps.insert(previous);
+                    }
+                    continue;
                 }
+                current = id;
                 tracing::info!(
                     app = %current,
                     ms = started.elapsed().as_millis() as u64,

@@ -34,6 +34,7 @@
 mod backends;
 mod build;
 mod grants;
+mod hosts;
 mod model;
 mod runtime;
 mod spec;
@@ -45,12 +46,16 @@ pub use backends::{
 };
 pub use build::{BuildStep, build_steps};
 pub use grants::Grants;
+pub use hosts::{HostMatch, HostPattern, request_host};
 pub(crate) use model::duration;
 pub use model::{
     AdminDecl, BuildDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest,
-    MethodName, QuotaDecl, RouteDecl, ServerDecl,
+    MethodName, QuotaDecl, RouteDecl, ServerDecl, TelemetryDecl,
 };
-pub use runtime::{EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings};
+pub use runtime::{
+    AdminSettings, EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings,
+    TelemetrySettings,
+};
 pub use spec::{AppSpec, ComponentSource, Config, FunctionSpec, Limits};
 
 use std::fmt;
@@ -125,6 +130,18 @@ impl Manifest {
     /// [`AppSpec`] and the operator's [`RuntimeSpec`].
     pub fn validate(self, base: &Path, origin: &str) -> Result<Config, ManifestError> {
         spec::validate(self, base, origin)
+    }
+
+    /// Validates the `gust.toml` of a deployed bundle (`text`, components
+    /// under `base`) against the node's operator settings: the tenant's
+    /// sections only, every problem reported at once.
+    pub fn validate_bundle(
+        text: &str,
+        base: &Path,
+        origin: &str,
+        runtime: &RuntimeSpec,
+    ) -> Result<AppSpec, ManifestError> {
+        spec::validate_bundle(text, base, origin, runtime)
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::backends::{BlobDecl, ContainerDecl, DataDecl, KeyValueDecl, SecretDecl, StoreDecl};
+use super::hosts::HostPattern;
 use crate::billing::{Prices, PricesOverride};
 use crate::router::RoutePattern;
 
@@ -34,6 +35,10 @@ pub struct BuildDecl {
 pub struct Manifest {
     /// The app's name, recorded with every invocation. Default: `default`.
     pub name: Option<FunctionId>,
+    /// The hosts the app answers (see [`HostPattern`]). Default: `["*"]`,
+    /// every host no other app claims.
+    #[serde(default)]
+    pub hosts: Vec<HostPattern>,
     /// Server settings; every one has a default.
     #[serde(default)]
     pub server: ServerDecl,
@@ -54,6 +59,9 @@ pub struct Manifest {
     /// The admin listener.
     #[serde(default)]
     pub admin: AdminDecl,
+    /// Traces over OTLP.
+    #[serde(default)]
+    pub telemetry: TelemetryDecl,
     /// The compiled-code cache.
     #[serde(default)]
     pub cache: CacheDecl,
@@ -139,9 +147,32 @@ pub struct LedgerDecl {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminDecl {
-    /// Address of the admin listener (usage and metrics as JSON/text).
+    /// Address of the admin listener (deploy API, usage, metrics, logs).
     /// Default: none; `gust serve --admin ADDR` also sets it.
     pub listen: Option<std::net::SocketAddr>,
+    /// Where deployed apps' bundles are kept, to be restored at start.
+    /// Default: `state` under gust's data directory.
+    pub state_dir: Option<PathBuf>,
+    /// The file of token hashes the deploy API accepts (`gust token
+    /// create`). Default: `tokens` in the state directory.
+    pub tokens: Option<PathBuf>,
+    /// The audit log of every change made through the deploy API (JSON
+    /// lines). Default: `audit.log` in the state directory.
+    pub audit_log: Option<PathBuf>,
+    /// Lines of guest output kept per function for `GET
+    /// /v1/apps/{app}/logs`. Default: 1000.
+    pub log_lines: Option<usize>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryDecl {
+    /// OTLP/HTTP endpoint traces are sent to, e.g.
+    /// `http://127.0.0.1:4318`. Default: none (no traces).
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the traces. Default: `gust`.
+    pub service_name: Option<String>,
 }
 
 /// `[server]`.

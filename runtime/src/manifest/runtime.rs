@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::backends::CapabilitySettings;
-use super::model::{EngineDecl, LedgerDecl, ServerDecl};
+use super::model::{AdminDecl, EngineDecl, LedgerDecl, ServerDecl, TelemetryDecl};
 use super::{Problems, resolve};
 use crate::cache::CacheLocation;
 
@@ -150,8 +150,10 @@ pub struct RuntimeSpec {
     pub engine: EngineSettings,
     /// Ledger settings.
     pub ledger: LedgerSettings,
-    /// Admin listener address, if any.
-    pub admin: Option<SocketAddr>,
+    /// The admin listener and the deploy API's state.
+    pub admin: AdminSettings,
+    /// Traces.
+    pub telemetry: TelemetrySettings,
     /// Where compiled components are cached.
     pub cache: CacheLocation,
     /// Backends, limits and secrets of the host capabilities.
@@ -164,7 +166,8 @@ impl Default for RuntimeSpec {
             server: ServerSettings::default(),
             engine: EngineSettings::default(),
             ledger: LedgerSettings::default(),
-            admin: None,
+            admin: AdminSettings::default(),
+            telemetry: TelemetrySettings::default(),
             cache: CacheLocation::Default,
             capabilities: CapabilitySettings::default(),
         }
@@ -267,4 +270,115 @@ pub(super) fn ledger_settings(
         problems.push("ledger.flush_interval", "must be greater than 0");
     }
     ledger
+}
+
+/// `[admin]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Address of the admin listener; none: no admin listener.
+    pub listen: Option<SocketAddr>,
+    /// Where deployed bundles are kept.
+    pub state_dir: PathBuf,
+    /// The token hashes file.
+    pub tokens: PathBuf,
+    /// The audit log.
+    pub audit_log: PathBuf,
+    /// Lines of guest output kept per function
+    /// ([`AdminSettings::DEFAULT_LOG_LINES`]).
+    pub log_lines: usize,
+}
+
+impl AdminSettings {
+    /// Lines of guest output kept per function by default.
+    pub const DEFAULT_LOG_LINES: usize = 1000;
+
+    /// Settings with every file in `state_dir`.
+    pub fn in_dir(state_dir: PathBuf) -> AdminSettings {
+        AdminSettings {
+            listen: None,
+            tokens: state_dir.join("tokens"),
+            audit_log: state_dir.join("audit.log"),
+            state_dir,
+            log_lines: AdminSettings::DEFAULT_LOG_LINES,
+        }
+    }
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings::in_dir(crate::dirs::data_dir().join("state"))
+    }
+}
+
+/// `[telemetry]`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP endpoint; none: no traces.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the traces.
+    pub service_name: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            otlp_endpoint: None,
+            service_name: "gust".to_owned(),
+        }
+    }
+}
+
+/// `[admin]`.
+pub(super) fn admin_settings(
+    decl: &AdminDecl,
+    base: &Path,
+    problems: &mut Problems,
+) -> AdminSettings {
+    let state_dir = decl.state_dir.as_ref().map_or_else(
+        || AdminSettings::default().state_dir,
+        |dir| resolve(base, dir),
+    );
+    let mut admin = AdminSettings::in_dir(state_dir);
+    admin.listen = decl.listen;
+    if let Some(tokens) = &decl.tokens {
+        admin.tokens = resolve(base, tokens);
+    }
+    if let Some(audit) = &decl.audit_log {
+        admin.audit_log = resolve(base, audit);
+    }
+    if let Some(lines) = decl.log_lines {
+        if lines == 0 {
+            problems.push("admin.log_lines", "must be greater than 0");
+        }
+        admin.log_lines = lines;
+    }
+    admin
+}
+
+/// `[telemetry]`.
+pub(super) fn telemetry_settings(
+    decl: &TelemetryDecl,
+    problems: &mut Problems,
+) -> TelemetrySettings {
+    let mut telemetry = TelemetrySettings::default();
+    if let Some(endpoint) = &decl.otlp_endpoint {
+        match endpoint.parse::<http::Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() =>
+            {
+                telemetry.otlp_endpoint = Some(endpoint.trim_end_matches('/').to_owned());
+            }
+            _ => problems.push(
+                "telemetry.otlp_endpoint",
+                format!("`{endpoint}` is not an http:// or https:// URL"),
+            ),
+        }
+    }
+    if let Some(name) = &decl.service_name {
+        if name.trim().is_empty() {
+            problems.push("telemetry.service_name", "must not be empty");
+        }
+        telemetry.service_name = name.clone();
+    }
+    telemetry
 }

@@ -12,10 +12,12 @@ use std::time::Duration;
 
 use super::backends::{BackendDecls, CapabilitySettings, capability_settings};
 use super::grants::{Grants, check_grants};
+use super::hosts::HostPattern;
 use super::model::QuotaDecl;
 use super::model::{LimitsDecl, RouteDecl};
 use super::runtime::{
-    EngineSettings, RuntimeSpec, engine_settings, ledger_settings, server_settings,
+    EngineSettings, RuntimeSpec, admin_settings, engine_settings, ledger_settings, server_settings,
+    telemetry_settings,
 };
 use super::{FunctionId, Manifest, ManifestError, Problems, resolve};
 use crate::billing::Prices;
@@ -209,6 +211,9 @@ pub struct Config {
 pub struct AppSpec {
     /// The app's name (`default` unless the manifest names it).
     pub name: FunctionId,
+    /// The hosts it answers; never empty (`*` unless the manifest lists
+    /// some).
+    pub hosts: Vec<HostPattern>,
     /// Functions, in id order.
     pub functions: Vec<FunctionSpec>,
     /// Routes; targets index into `functions`.
@@ -236,6 +241,7 @@ impl AppSpec {
         }
         Ok(AppSpec {
             name: default_name(),
+            hosts: vec![HostPattern::any()],
             functions,
             router,
         })
@@ -350,9 +356,6 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
     // and reports every problem it finds.
     let server = server_settings(&m.server, &mut problems);
     let engine = engine_settings(&m.engine, &mut problems);
-    check_limits(&mut problems, "defaults", &m.defaults);
-    let defaults = Limits::default().with(&m.defaults);
-    check_against_engine(&mut problems, "defaults", &defaults, &engine);
     let ledger = ledger_settings(&m.ledger, base, &mut problems);
     let capabilities = capability_settings(
         BackendDecls {
@@ -366,36 +369,111 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
         base,
         &mut problems,
     );
-    let functions = function_specs(&m, base, &defaults, &engine, &capabilities, &mut problems);
-    // Serving never builds, but a broken `build` table is still an error.
-    super::build::steps(&m, base, &mut problems);
-    let router = route_table(m.routes, &functions, &mut problems);
-
+    let runtime = RuntimeSpec {
+        server,
+        engine,
+        ledger,
+        admin: admin_settings(&m.admin, base, &mut problems),
+        telemetry: telemetry_settings(&m.telemetry, &mut problems),
+        cache: match (m.cache.enabled, &m.cache.dir) {
+            (Some(false), _) => CacheLocation::Disabled,
+            (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
+            (_, None) => CacheLocation::Default,
+        },
+        capabilities,
+    };
+    let app = app_spec(m, base, &runtime, &mut problems);
     if problems.0.is_empty() {
-        Ok(Config {
-            app: AppSpec {
-                name: m.name.unwrap_or_else(default_name),
-                functions,
-                router,
-            },
-            runtime: RuntimeSpec {
-                server,
-                engine,
-                ledger,
-                admin: m.admin.listen,
-                cache: match (m.cache.enabled, &m.cache.dir) {
-                    (Some(false), _) => CacheLocation::Disabled,
-                    (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
-                    (_, None) => CacheLocation::Default,
-                },
-                capabilities,
-            },
-        })
+        Ok(Config { app, runtime })
     } else {
         Err(ManifestError {
             origin: origin.to_owned(),
             problems: problems.0,
         })
+    }
+}
+
+/// The sections only the operator sets: a deployed bundle may not.
+const OPERATOR_SECTIONS: &[&str] = &[
+    "server",
+    "engine",
+    "ledger",
+    "admin",
+    "telemetry",
+    "cache",
+    "data",
+    "key_value_store",
+    "blob_container",
+    "key_value",
+    "blob",
+    "secrets",
+];
+
+/// A tenant's `gust.toml` from a deployed bundle, validated against the
+/// node's operator settings `runtime`: only the tenant's sections
+/// (`name`, `hosts`, `defaults`, `functions`, `routes`, `billing`) are
+/// allowed; component paths resolve against `base`. Every problem is
+/// reported at once.
+pub fn validate_bundle(
+    text: &str,
+    base: &Path,
+    origin: &str,
+    runtime: &RuntimeSpec,
+) -> Result<AppSpec, ManifestError> {
+    let mut problems = Problems(Vec::new());
+    if let Ok(table) = text.parse::<toml::Table>() {
+        for key in table.keys() {
+            if OPERATOR_SECTIONS.contains(&key.as_str()) {
+                problems.push(
+                    key.clone(),
+                    "operator configuration: a deployed app may not set it (the node's settings apply)",
+                );
+            }
+        }
+    }
+    let m = Manifest::parse(text, origin)?;
+    let app = app_spec(m, base, runtime, &mut problems);
+    if problems.0.is_empty() {
+        Ok(app)
+    } else {
+        Err(ManifestError {
+            origin: origin.to_owned(),
+            problems: problems.0,
+        })
+    }
+}
+
+/// The tenant's sections, checked against the operator's `runtime`.
+fn app_spec(m: Manifest, base: &Path, runtime: &RuntimeSpec, problems: &mut Problems) -> AppSpec {
+    check_limits(problems, "defaults", &m.defaults);
+    let defaults = Limits::default().with(&m.defaults);
+    check_against_engine(problems, "defaults", &defaults, &runtime.engine);
+    let functions = function_specs(
+        &m,
+        base,
+        &defaults,
+        &runtime.engine,
+        &runtime.capabilities,
+        problems,
+    );
+    // Serving never builds, but a broken `build` table is still an error.
+    super::build::steps(&m, base, problems);
+    let mut hosts = m.hosts.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, host) in hosts.iter().enumerate() {
+        if !seen.insert(host) {
+            problems.push(format!("hosts[{i}]"), format!("`{host}` is listed twice"));
+        }
+    }
+    if hosts.is_empty() {
+        hosts.push(HostPattern::any());
+    }
+    let router = route_table(m.routes, &functions, problems);
+    AppSpec {
+        name: m.name.unwrap_or_else(default_name),
+        hosts,
+        functions,
+        router,
     }
 }
 

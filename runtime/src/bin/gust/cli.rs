@@ -264,7 +264,7 @@ impl Overrides {
             };
         }
         if self.admin.is_some() {
-            spec.runtime.admin = self.admin;
+            spec.runtime.admin.listen = self.admin;
         }
         if self.no_cache {
             spec.runtime.cache = CacheLocation::Disabled;
@@ -340,7 +340,7 @@ fn serve(
     let served = runtime.block_on(async move {
         let engine = GustEngine::new(&engine)?;
         let ledger = Ledger::open(&spec.runtime.ledger)?.map(Arc::new);
-        let admin = spec.runtime.admin;
+        let admin = spec.runtime.admin.listen;
         let mut app = App::load_with(&engine, spec.app, &spec.runtime)?;
         if let Some(ledger) = &ledger {
             app = app.on_invocation(ledger.sink())?;
