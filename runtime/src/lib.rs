@@ -63,12 +63,14 @@ mod gate;
 pub mod headers;
 mod host;
 pub mod ledger;
+pub mod logs;
 pub mod manifest;
 pub mod metering;
 mod quota;
 mod reuse;
 pub mod router;
 pub mod server;
+pub mod telemetry;
 
 pub use app::{App, Apps};
 pub use call::Kind;
