@@ -74,10 +74,14 @@ pub type ResponseFuture =
 /// # async fn run(service: gust_runtime::server::GustService) {
 /// use bytes::Bytes;
 /// use http_body_util::{BodyExt as _, Empty};
-/// use tower_service::Service as _;
+/// use tower_service::Service;
 ///
+/// type Request = http::Request<Empty<Bytes>>;
 /// let mut service = service;
-/// std::future::poll_fn(|cx| service.poll_ready(cx)).await.unwrap();
+/// // Always ready; the request's type says which `Service` is meant.
+/// std::future::poll_fn(|cx| Service::<Request>::poll_ready(&mut service, cx))
+///     .await
+///     .unwrap();
 /// let request = http::Request::get("http://localhost/hello")
 ///     .body(Empty::<Bytes>::new())
 ///     .unwrap();
