@@ -260,6 +260,10 @@ pub struct CapabilitySettings {
     pub blob: BlobLimits,
     /// Secrets by name.
     pub secrets: BTreeMap<String, SecretSource>,
+    /// Where guest output and `wasi:logging` lines are kept per function
+    /// for the admin API; none: only logged through `tracing`. Not read
+    /// from a file: the embedder (`gust serve`) sets the node's book.
+    pub logs: Option<crate::logs::LogBook>,
 }
 
 impl CapabilitySettings {
@@ -497,5 +501,6 @@ pub(super) fn capability_settings(
         key_value,
         blob,
         secrets,
+        logs: None,
     }
 }

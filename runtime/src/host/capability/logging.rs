@@ -5,6 +5,8 @@
 //! and logged with the invocation's app, function and request id exactly
 //! like what the guest prints. Nothing to grant: writing to stderr is
 //! always allowed, and this is the same thing with a level.
+//! Marked as `wasi:logging`'s, it is kept in the node's log book (if any)
+//! as stream `log` with its level.
 
 use wasmtime::component::{HasSelf, Linker};
 
@@ -50,7 +52,8 @@ impl Host for HostState {
         } else {
             format!("{} {context}: {message}\n", level_name(level))
         };
-        self.caps.output.stderr.push(line.as_bytes());
+        let level = level_name(level);
+        self.caps.output.stderr.push_logged(level, line.as_bytes());
         Ok(())
     }
 }

@@ -27,6 +27,13 @@
 //!   in a `warn` line at most once per [`REPORT_INTERVAL`] per function
 //!   (a first drop at once, later ones when the interval is over), and
 //!   added to a process-wide total.
+//!
+//! With a [`LogBook`] in the operator's settings
+//! (`CapabilitySettings::logs`), the output is also kept there line by line
+//! for the admin API, whatever the tracing filter and rate limit: the
+//! book bounds each function's lines itself. What came through
+//! `wasi:logging` (see `logging`) is marked in the kept stderr, so its
+//! lines are kept as stream `log` with their level.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -41,6 +48,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::Capability;
+use crate::logs::{LogBook, LogStream};
 use crate::manifest::{AppSpec, CapabilitySettings, FunctionId};
 
 /// The guest-output capability: every instance gets its own kept
@@ -68,15 +76,19 @@ impl Streams {
 }
 
 impl Capability for GuestOutputs {
-    type App = ();
+    /// Where the app's output is kept line by line, if anywhere.
+    type App = Option<LogBook>;
     type Instance = Streams;
 
-    fn open(_app: &AppSpec, _settings: &CapabilitySettings) -> anyhow::Result<()> {
-        Ok(())
+    fn open(_app: &AppSpec, settings: &CapabilitySettings) -> anyhow::Result<Option<LogBook>> {
+        Ok(settings.logs.clone())
     }
 
-    fn instance(_app: &(), _function: &FunctionId) -> Streams {
-        Streams::default()
+    fn instance(book: &Option<LogBook>, _function: &FunctionId) -> Streams {
+        Streams {
+            stdout: GuestOutput::kept_in(book.clone()),
+            stderr: GuestOutput::kept_in(book.clone()),
+        }
     }
 
     fn configure_wasi(streams: &Streams, wasi: &mut wasmtime_wasi::WasiCtxBuilder) {
@@ -262,23 +274,47 @@ fn escaped_len(output: &str) -> u64 {
         .sum()
 }
 
-/// One guest output stream (stdout or stderr) of one invocation.
+/// One guest output stream (stdout or stderr) of one invocation, and the
+/// book its lines are also kept in, if any.
 #[derive(Clone, Default)]
-pub(crate) struct GuestOutput(Arc<Mutex<Kept>>);
+pub(crate) struct GuestOutput(Arc<Mutex<Kept>>, Option<LogBook>);
 
 #[derive(Default)]
 struct Kept {
     bytes: Vec<u8>,
     dropped: u64,
+    /// The spans of `bytes` `wasi:logging` wrote, in order, with their
+    /// levels.
+    logged: Vec<(std::ops::Range<usize>, &'static str)>,
 }
 
 impl GuestOutput {
     /// Bytes kept per stream per invocation: 64 KiB.
     pub(crate) const CAPACITY: usize = 64 << 10;
 
+    /// An empty stream whose lines are also kept in `book`.
+    fn kept_in(book: Option<LogBook>) -> GuestOutput {
+        GuestOutput(Arc::default(), book)
+    }
+
     /// Keeps what fits of `data`, counts the rest as dropped.
     pub(crate) fn push(&self, data: &[u8]) {
         let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        Self::keep(&mut kept, data);
+    }
+
+    /// Keeps what fits of a `wasi:logging` line at `level`, marked as such.
+    pub(crate) fn push_logged(&self, level: &'static str, line: &[u8]) {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let start = kept.bytes.len();
+        Self::keep(&mut kept, line);
+        let end = kept.bytes.len();
+        if end > start {
+            kept.logged.push((start..end, level));
+        }
+    }
+
+    fn keep(kept: &mut Kept, data: &[u8]) {
         let room = Self::CAPACITY.saturating_sub(kept.bytes.len());
         let take = room.min(data.len());
         kept.bytes.extend_from_slice(&data[..take]);
@@ -289,7 +325,56 @@ impl GuestOutput {
     /// one empty for the next invocation of a reused instance.
     pub(crate) fn split_off(&self) -> GuestOutput {
         let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        GuestOutput(Arc::new(Mutex::new(kept)))
+        GuestOutput(Arc::new(Mutex::new(kept)), self.1.clone())
+    }
+
+    /// Keeps what the guest wrote in the book, line by line: printed
+    /// lines as `stream`, `wasi:logging` lines as `log` with their level
+    /// (without the level the kept text starts with).
+    fn keep_lines(
+        &self,
+        kept: &Kept,
+        stream: LogStream,
+        app: &FunctionId,
+        function: &FunctionId,
+        request_id: &str,
+    ) {
+        let Some(book) = &self.1 else { return };
+        let printed = |bytes: &[u8]| {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                if !line.trim().is_empty() {
+                    book.push(app, function, Some(request_id), stream, None, line);
+                }
+            }
+        };
+        let mut at = 0;
+        for (span, level) in &kept.logged {
+            printed(kept.bytes.get(at..span.start).unwrap_or_default());
+            let text = String::from_utf8_lossy(kept.bytes.get(span.clone()).unwrap_or_default());
+            let text = text
+                .strip_prefix(level)
+                .unwrap_or(&text)
+                .trim_start_matches(' ');
+            let text = text.strip_suffix('\n').unwrap_or(text);
+            book.push(
+                app,
+                function,
+                Some(request_id),
+                LogStream::Log,
+                Some(level),
+                text,
+            );
+            at = span.end;
+        }
+        printed(kept.bytes.get(at..).unwrap_or_default());
+        if kept.dropped > 0 {
+            let note = format!(
+                "[gust: {} more bytes dropped: past {} KiB of {stream} in one request]",
+                kept.dropped,
+                Self::CAPACITY >> 10
+            );
+            book.push(app, function, Some(request_id), stream, None, &note);
+        }
     }
 
     /// Logs what the guest wrote, if anything, as one quoted and escaped
@@ -302,6 +387,12 @@ impl GuestOutput {
         request_id: &str,
     ) {
         let kept = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        let book_stream = if stream == "stdout" {
+            LogStream::Stdout
+        } else {
+            LogStream::Stderr
+        };
+        self.keep_lines(&kept, book_stream, app, function, request_id);
         if kept.bytes.is_empty() || !tracing::enabled!(target: "gust::guest", tracing::Level::INFO)
         {
             return;
@@ -590,6 +681,56 @@ mod tests {
             budget.charge(lost, 1, 1, true),
             charged(false, Some((7, 36)), None)
         );
+    }
+
+    #[test]
+    fn lines_are_kept_in_the_book_with_logging_marked() {
+        let book = LogBook::new(100);
+        let (app, function) = (id("book"), id("f"));
+        let err = GuestOutput::kept_in(Some(book.clone()));
+        err.push(b"\nfirst\r\nsecond\n\n");
+        err.push_logged("WARN", b"WARN ctx: careful\n");
+        err.push(b"third");
+        err.log("stderr", &app, &function, "req-9");
+        let out = GuestOutput::kept_in(Some(book.clone()));
+        out.push(&vec![b'x'; GuestOutput::CAPACITY + 5]);
+        out.log("stdout", &app, &function, "req-9");
+        let lines = book.query(&app, None, None, 100);
+        let got: Vec<_> = lines
+            .iter()
+            .map(|l| (l.stream, l.level.as_deref(), l.message.as_str()))
+            .collect();
+        let cut = format!(
+            "{}{}",
+            "x".repeat(LogBook::MAX_LINE_BYTES),
+            LogBook::TRUNCATED
+        );
+        assert_eq!(
+            got,
+            [
+                (LogStream::Stderr, None, "first"),
+                (LogStream::Stderr, None, "second"),
+                (LogStream::Log, Some("WARN"), "ctx: careful"),
+                (LogStream::Stderr, None, "third"),
+                (LogStream::Stdout, None, cut.as_str()),
+                (
+                    LogStream::Stdout,
+                    None,
+                    "[gust: 5 more bytes dropped: past 64 KiB of stdout in one request]"
+                ),
+            ]
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.request_id.as_deref() == Some("req-9")
+                    && l.app == "book"
+                    && l.function == "f")
+        );
+        // Split off for the next request, a stream keeps its book.
+        err.push(b"next");
+        err.split_off().log("stderr", &app, &function, "req-10");
+        assert_eq!(book.query(&app, None, None, 1)[0].message, "next");
     }
 
     #[test]
