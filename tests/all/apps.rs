@@ -52,7 +52,11 @@ async fn a_swapped_app_serves_new_requests_and_finishes_old_ones() {
     let v2 = spec_in(dir.path(), V2);
     let v2 = App::load(engine(), v2.app, &v2.runtime.cache).unwrap();
     let swapped_at = std::time::SystemTime::now();
-    let old = server.apps.insert(v2).expect("v1 was there");
+    let old = server
+        .apps
+        .insert(v2)
+        .expect("no host conflict")
+        .expect("v1 was there");
     assert_eq!(old.id().as_str(), "default");
     drop(old);
 
