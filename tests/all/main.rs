@@ -33,3 +33,4 @@ mod routing;
 mod sdk;
 mod shutdown;
 mod soak;
+mod tenants;
