@@ -24,6 +24,7 @@ mod key_value;
 mod languages;
 mod limits;
 mod loading;
+mod logs;
 mod outbound;
 mod p3;
 mod raw;
