@@ -41,7 +41,8 @@ pub struct NodeOptions {
     /// Usage records of every deployed app go here; the admin API's usage
     /// reads them.
     pub ledger: Option<Arc<Ledger>>,
-    /// Where `GET /v1/apps/{app}/logs` reads from.
+    /// Where `GET /v1/apps/{app}/logs` reads from [default: the runtime's
+    /// `capabilities.logs`, which the apps write to].
     pub logs: Option<LogBook>,
     /// How long shutdown waits for in-flight requests. Default:
     /// [`DEFAULT_SHUTDOWN_GRACE`].
@@ -93,7 +94,7 @@ impl Node {
         let addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
         let mut admin = Admin::new(options.ledger.clone()).with_deployer(deployer.clone())?;
-        if let Some(logs) = options.logs {
+        if let Some(logs) = options.logs.or_else(|| runtime.capabilities.logs.clone()) {
             admin = admin.with_logs(logs);
         }
         let (stop, stopped) = oneshot::channel::<()>();

@@ -36,6 +36,7 @@ mod build;
 mod grants;
 mod hosts;
 mod model;
+mod node;
 mod runtime;
 mod spec;
 

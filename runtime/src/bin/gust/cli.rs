@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use gust_runtime::app::App;
+use gust_runtime::app::{App, Apps};
 use gust_runtime::cache::CacheLocation;
+use gust_runtime::deploy::Deployer;
 use gust_runtime::engine::{EngineConfig, GustEngine};
 use gust_runtime::ledger::{self, Format, Ledger, UsageFilter};
+use gust_runtime::logs::LogBook;
 use gust_runtime::manifest::{AppSpec, Config, LedgerLocation, Manifest, RuntimeSpec};
+use gust_runtime::node::{Node, NodeOptions};
 use gust_runtime::server::Server;
 
 /// gust: a WebAssembly function runtime.
@@ -28,7 +31,13 @@ enum Command {
     /// built-in examples.
     Serve {
         /// A `gust.toml`, or a `.wasm` component to serve on every path.
+        /// Optional with an admin listener (a node serving deployed apps).
         target: Option<PathBuf>,
+        /// A node's configuration: a `gust.toml` with operator sections
+        /// only (`[server]`, `[admin]`, `[cache]`, ...); apps come through
+        /// the deploy API. Needs an admin listener.
+        #[arg(long, value_name = "FILE", conflicts_with = "target")]
+        config: Option<PathBuf>,
         /// Settings that replace the manifest's.
         #[command(flatten)]
         overrides: Overrides,
@@ -98,6 +107,80 @@ enum Command {
         /// The `gust.toml` to check.
         manifest: PathBuf,
     },
+    /// Deploy an app to a node: a directory with a `gust.toml` (packed
+    /// with the components it names) or a `.tar`/`.tar.gz` bundle.
+    Deploy {
+        /// The app's directory, or a bundle [default: .].
+        #[arg(default_value = ".")]
+        source: PathBuf,
+        /// The app's name [default: the manifest's `name`].
+        #[arg(long)]
+        app: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// List a node's apps.
+    Apps {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put an app's previous version back in service.
+    Rollback {
+        /// The app.
+        app: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Remove an app from a node, with its kept versions.
+    Undeploy {
+        /// The app.
+        app: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Deploy API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create a token: printed once, only its hash is kept.
+    Create {
+        /// A token for this app only.
+        #[arg(
+            long,
+            required_unless_present = "operator",
+            conflicts_with = "operator"
+        )]
+        app: Option<String>,
+        /// A token for every app.
+        #[arg(long)]
+        operator: bool,
+        /// The token file [default: the node configuration's
+        /// `[admin] tokens`, else `tokens` in the default state directory].
+        #[arg(long, value_name = "FILE")]
+        tokens: Option<PathBuf>,
+        /// The node's configuration, for its token file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+/// Where a node's deploy API is, and the token for it.
+#[derive(Debug, Clone, clap::Args)]
+struct NodeArgs {
+    /// The node's admin listener, `http://HOST:PORT`.
+    #[arg(long, env = "GUST_ADMIN", value_name = "URL")]
+    admin: String,
+    /// The deploy API token [default: $GUST_TOKEN].
+    #[arg(long, env = "GUST_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 impl Cli {
@@ -116,6 +199,7 @@ impl Cli {
         match self.command {
             Command::Serve {
                 target,
+                config,
                 overrides,
                 keep_resident,
                 no_fuel,
@@ -130,8 +214,8 @@ impl Cli {
                     }
                     (true, _) => anyhow::bail!("--watch needs a manifest (gust.toml) to watch"),
                 };
-                let mut spec = load_spec(target.as_deref())?;
-                overrides.apply(&mut spec);
+                let mut spec = load_served(target.as_deref(), config.as_deref(), &overrides)?;
+                overrides.apply_runtime(&mut spec.runtime);
                 let mut engine = EngineConfig::default()
                     .with_settings(&spec.runtime.engine)
                     .fuel(!no_fuel);
@@ -176,8 +260,62 @@ impl Cli {
                 Ok(())
             }
             Command::Calibrate { runs } => crate::calibrate::run(runs),
+            Command::Deploy { source, app, node } => {
+                crate::deploy::deploy(&source, app.as_deref(), &node.admin, node.token)
+            }
+            Command::Apps { node, json } => crate::deploy::apps(&node.admin, node.token, json),
+            Command::Rollback { app, node } => {
+                crate::deploy::rollback(&app, &node.admin, node.token)
+            }
+            Command::Undeploy { app, node } => {
+                crate::deploy::undeploy(&app, &node.admin, node.token)
+            }
+            Command::Token {
+                command:
+                    TokenCommand::Create {
+                        app,
+                        operator: _,
+                        tokens,
+                        config,
+                    },
+            } => crate::deploy::create_token(app, tokens, config.as_deref()),
         }
     }
+}
+
+/// What `gust serve` serves: an app (unless a node serves deployed apps
+/// only) and the operator's settings.
+struct Served {
+    app: Option<AppSpec>,
+    runtime: RuntimeSpec,
+}
+
+/// The app to serve and the operator's settings: from a manifest, or a
+/// component or the built-in examples with default settings; or, for a
+/// node (an admin listener configured, no target), no app and the
+/// settings of the node's configuration file.
+fn load_served(
+    target: Option<&Path>,
+    config: Option<&Path>,
+    overrides: &Overrides,
+) -> anyhow::Result<Served> {
+    if let Some(config) = config {
+        return Ok(Served {
+            app: None,
+            runtime: Manifest::load_node(config)?,
+        });
+    }
+    if target.is_none() && overrides.admin.is_some() {
+        return Ok(Served {
+            app: None,
+            runtime: RuntimeSpec::default(),
+        });
+    }
+    let Config { app, runtime } = load_spec(target)?;
+    Ok(Served {
+        app: Some(app),
+        runtime,
+    })
 }
 
 /// The app to serve and the operator's settings: from a manifest, or a
@@ -236,10 +374,17 @@ struct Overrides {
     /// Keep no ledger: usage is only logged.
     #[arg(long)]
     no_ledger: bool,
-    /// Address of the admin listener (usage JSON, metrics)
-    /// [default: the manifest's `[admin] listen`, else none].
+    /// Address of the admin listener (the deploy API, usage JSON,
+    /// metrics); with one, `gust serve` is a node: apps deployed to it are
+    /// restored on start [default: the manifest's `[admin] listen`, else
+    /// none].
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// The node's state directory (deployed apps, and by default the token
+    /// file and audit log) [default: the manifest's `[admin] state_dir`,
+    /// else `state` in gust's data directory].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Directory of the compiled-code cache [default: the manifest's
     /// `[cache] dir`, else ~/.cache/gust/compiled].
     #[arg(long, conflicts_with = "no_cache")]
@@ -251,25 +396,41 @@ struct Overrides {
 
 impl Overrides {
     fn apply(&self, spec: &mut Config) {
+        self.apply_runtime(&mut spec.runtime);
+    }
+
+    fn apply_runtime(&self, runtime: &mut RuntimeSpec) {
         if let Some(listen) = self.listen {
-            spec.runtime.server.listen = listen;
+            runtime.server.listen = listen;
         }
         if self.no_ledger {
-            spec.runtime.ledger.location = LedgerLocation::Disabled;
+            runtime.ledger.location = LedgerLocation::Disabled;
         } else if let Some(path) = &self.ledger {
-            spec.runtime.ledger.location = if path.as_os_str() == ":memory:" {
+            runtime.ledger.location = if path.as_os_str() == ":memory:" {
                 LedgerLocation::Memory
             } else {
                 LedgerLocation::File(path.clone())
             };
         }
         if self.admin.is_some() {
-            spec.runtime.admin.listen = self.admin;
+            runtime.admin.listen = self.admin;
+        }
+        if let Some(dir) = &self.state_dir {
+            let admin = &mut runtime.admin;
+            // The token file and audit log follow the state directory
+            // unless they were set apart from it.
+            if admin.tokens == admin.state_dir.join("tokens") {
+                admin.tokens = dir.join("tokens");
+            }
+            if admin.audit_log == admin.state_dir.join("audit.log") {
+                admin.audit_log = dir.join("audit.log");
+            }
+            admin.state_dir = dir.clone();
         }
         if self.no_cache {
-            spec.runtime.cache = CacheLocation::Disabled;
+            runtime.cache = CacheLocation::Disabled;
         } else if let Some(dir) = &self.cache_dir {
-            spec.runtime.cache = CacheLocation::Dir(dir.clone());
+            runtime.cache = CacheLocation::Dir(dir.clone());
         }
     }
 }
@@ -330,66 +491,92 @@ fn new(template: &str, name: &str, dir: &Path) -> anyhow::Result<()> {
 }
 
 fn serve(
-    spec: Config,
+    mut spec: Served,
     engine: EngineConfig,
     grace: Duration,
     watched: Option<Watched>,
 ) -> anyhow::Result<()> {
     let runtime = gust_runtime::server::runtime_builder().build()?;
     raise_open_file_limit(spec.runtime.server.max_connections);
+    // A node keeps every function's last log lines for its admin API.
+    let logs = spec
+        .runtime
+        .admin
+        .listen
+        .map(|_| LogBook::new(spec.runtime.admin.log_lines));
+    spec.runtime.capabilities.logs = logs.clone();
     let served = runtime.block_on(async move {
+        let traces = gust_runtime::telemetry::traces::install(&spec.runtime.telemetry)?;
         let engine = GustEngine::new(&engine)?;
         let ledger = Ledger::open(&spec.runtime.ledger)?.map(Arc::new);
-        let admin = spec.runtime.admin.listen;
-        let mut app = App::load_with(&engine, spec.app, &spec.runtime)?;
-        if let Some(ledger) = &ledger {
-            app = app.on_invocation(ledger.sink())?;
+        let apps = Apps::new();
+        let mut routes: Vec<String> = Vec::new();
+        let mut app_id = None;
+        match spec.app {
+            Some(app) => {
+                let mut app = App::load_with(&engine, app, &spec.runtime)?;
+                if let Some(ledger) = &ledger {
+                    app = app.on_invocation(ledger.sink())?;
+                }
+                routes = app
+                    .router()
+                    .routes()
+                    .iter()
+                    .map(|r| r.pattern().to_string())
+                    .collect();
+                app_id = Some(app.id().clone());
+                // An empty registry has no host to conflict with.
+                let _ = apps.insert(app);
+            }
+            None if spec.runtime.admin.listen.is_none() => anyhow::bail!(
+                "a node serves deployed apps: it needs an admin listener ([admin] listen or --admin)"
+            ),
+            None => {}
         }
-        let routes: Vec<String> = app
-            .router()
-            .routes()
-            .iter()
-            .map(|r| r.pattern().to_string())
-            .collect();
-        let app_id = app.id().clone();
-        let server = Server::new(app, spec.runtime.server).shutdown_grace(grace);
-        let watcher = watched.map(|watched| {
+        let watcher = watched.zip(app_id).map(|(watched, app_id)| {
             let (path, loader) = reloader(watched, engine.clone(), ledger.clone());
             tokio::spawn(gust_runtime::dev::watch::watch(
                 path,
-                server.apps(),
-                app_id.clone(),
+                apps.clone(),
+                app_id,
                 loader,
             ))
         });
-        let listener = server.bind().await?;
-        let addr = listener.local_addr()?;
-        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-        if let Some(admin) = admin {
-            let admin_listener = tokio::net::TcpListener::bind(admin)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
-            tracing::info!("admin on http://{}", admin_listener.local_addr()?);
-            tokio::spawn(gust_runtime::admin::serve(
-                admin_listener,
-                ledger.clone(),
-                async {
-                    let _ = admin_stopped.await;
-                },
-            ));
-        }
-        tracing::info!(routes = ?routes, "routes");
-        tracing::info!("serving on http://{addr}");
-        let served = server.serve(listener, shutdown_signal()).await;
+        let served = match spec.runtime.admin.listen {
+            None => {
+                let server = Server::with_apps(apps, spec.runtime.server).shutdown_grace(grace);
+                let listener = server.bind().await?;
+                tracing::info!(routes = ?routes, "routes");
+                tracing::info!("serving on http://{}", listener.local_addr()?);
+                server.serve(listener, shutdown_signal()).await
+            }
+            Some(_) => {
+                // A node: the deploy API on the admin listener, deployed
+                // apps restored from the state directory before serving.
+                let deployer = Deployer::new(engine.clone(), spec.runtime.clone(), apps)?;
+                let options = NodeOptions {
+                    ledger: ledger.clone(),
+                    logs,
+                    shutdown_grace: grace,
+                };
+                let node = Node::start(deployer, options).await?;
+                tracing::info!(routes = ?routes, "routes");
+                tracing::info!("serving on http://{}", node.addr());
+                shutdown_signal().await;
+                node.shutdown().await
+            }
+        };
         if let Some(watcher) = watcher {
             watcher.abort();
         }
-        let _ = stop_admin.send(());
         if let Some(ledger) = ledger {
             // Commits every record: the server returns once every
             // invocation, finished or cancelled at the grace's end, has
             // handed in its record.
             tokio::task::spawn_blocking(move || ledger.close()).await?;
+        }
+        if let Some(traces) = traces {
+            traces.shutdown().await;
         }
         served
     });

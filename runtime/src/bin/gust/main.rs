@@ -3,6 +3,8 @@
 
 mod calibrate;
 mod cli;
+mod client;
+mod deploy;
 
 use clap::Parser as _;
 use tracing_subscriber::EnvFilter;
