@@ -2,19 +2,25 @@
 //! `wasi:logging` lands in the node's `LogBook`, one line at a time, with
 //! its app, function, stream, level and request id; `since` and `limit`
 //! select; each function keeps its last N lines; an app sees only its own.
+//! Over a node's admin API too (`GET /v1/apps/{app}/logs`), with tokens.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use gust_runtime::cache::CacheLocation;
+use gust_runtime::deploy::Deployer;
+use gust_runtime::deploy::tokens::{self, Scope};
 use gust_runtime::logs::{LogBook, LogLine, LogStream};
-use gust_runtime::manifest::FunctionId;
-use gust_runtime::{App, InvocationRecord, Server};
-use http::Request;
+use gust_runtime::manifest::{AdminSettings, FunctionId};
+use gust_runtime::node::{Node, NodeOptions};
+use gust_runtime::{App, Apps, InvocationRecord, RuntimeSpec, Server};
+use http::{Method, Request, StatusCode};
+use serde_json::Value;
 use tokio::sync::oneshot;
 
-use crate::support::{REQUEST_TIMEOUT, engine, manifest, send, spec_in};
+use crate::support::{REQUEST_TIMEOUT, cache_dir, engine, guests, manifest, send, spec_in};
 
 /// An app `name` keeping its lines in `book`, serving the `log-lines`
 /// guest as functions `a` (`/a`) and `b` (`/b`).
@@ -192,4 +198,215 @@ async fn a_long_line_is_cut_and_marked() {
         lines[0].message,
         format!("{}{}", &long[..LogBook::MAX_LINE_BYTES], LogBook::TRUNCATED)
     );
+}
+
+/// A node on ephemeral loopback ports keeping `book`, with its state in
+/// `dir`: the node, an operator token and a token for the app `blog`.
+async fn node(dir: &std::path::Path, book: &LogBook) -> (Node, String, String) {
+    let mut runtime = RuntimeSpec::default();
+    runtime.server.listen = "127.0.0.1:0".parse().unwrap();
+    runtime.cache = CacheLocation::Dir(cache_dir().to_path_buf());
+    runtime.capabilities.data_dir = Some(dir.join("data"));
+    runtime.capabilities.logs = Some(book.clone());
+    runtime.admin = AdminSettings::in_dir(dir.join("state"));
+    runtime.admin.listen = Some("127.0.0.1:0".parse().unwrap());
+    let (operator, _) = tokens::create(&runtime.admin.tokens, Scope::Operator).unwrap();
+    let (blog, _) = tokens::create(&runtime.admin.tokens, Scope::App(id("blog"))).unwrap();
+    let deployer = Deployer::new(engine().clone(), runtime, Apps::new()).unwrap();
+    let options = NodeOptions {
+        logs: Some(book.clone()),
+        ..NodeOptions::default()
+    };
+    (
+        Node::start(deployer, options).await.unwrap(),
+        operator,
+        blog,
+    )
+}
+
+/// A tar bundle: the `log-lines` guest as function `x` on `/x`, for `host`.
+fn bundle(host: &str) -> Bytes {
+    let manifest = format!(
+        "hosts = [\"{host}\"]\n[functions.x]\ncomponent = \"x.wasm\"\n[[routes]]\npath = \"/x\"\nfunction = \"x\"\n"
+    );
+    let wasm = std::fs::read(guests::LOG_LINES_PATH).unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, bytes) in [("gust.toml", manifest.as_bytes()), ("x.wasm", &wasm[..])] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes).unwrap();
+    }
+    Bytes::from(tar.into_inner().unwrap())
+}
+
+/// An admin request with `token` (if any): status and JSON body.
+async fn admin(
+    node: &Node,
+    token: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Bytes,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let reply = tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        send(node.admin_addr(), request.body(body).unwrap()),
+    )
+    .await
+    .expect("admin request timed out")
+    .expect("admin request failed");
+    let json = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+    (reply.status, json)
+}
+
+/// The app's lines over the admin API (operator token), waiting (bounded)
+/// until there are `at_least`.
+async fn logs_of(node: &Node, token: &str, path: &str, at_least: usize) -> Vec<Value> {
+    for _ in 0..1000 {
+        let (status, json) = admin(node, Some(token), Method::GET, path, Bytes::new()).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {json}");
+        let lines = json.as_array().cloned().unwrap_or_default();
+        if lines.len() >= at_least {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {at_least} lines at {path}");
+}
+
+/// `GET path` on the node's public port for `host`: its request id.
+async fn get_as(node: &Node, host: &str, path: &str) -> String {
+    let request = Request::get(path)
+        .header(http::header::HOST, host)
+        .body(Bytes::new())
+        .unwrap();
+    let reply = tokio::time::timeout(REQUEST_TIMEOUT, send(node.addr(), request))
+        .await
+        .expect("request timed out")
+        .expect("request failed");
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    reply.request_id()
+}
+
+fn messages(lines: &[Value]) -> Vec<&str> {
+    lines
+        .iter()
+        .map(|l| l["message"].as_str().unwrap_or(""))
+        .collect()
+}
+
+#[tokio::test]
+async fn logs_over_the_admin_api_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let book = LogBook::new(3);
+    let (node, operator, blog_token) = node(dir.path(), &book).await;
+    for (app, host) in [("shop", "shop.example.com"), ("blog", "blog.example.com")] {
+        let path = format!("/v1/apps/{app}");
+        let (status, json) = admin(&node, Some(&operator), Method::PUT, &path, bundle(host)).await;
+        assert!(status.is_success(), "{status} {json}");
+    }
+
+    let first = get_as(&node, "shop.example.com", "/x?out=hello&warn=careful").await;
+    let lines = logs_of(&node, &operator, "/v1/apps/shop/logs?function=x", 2).await;
+    assert_eq!(messages(&lines), ["hello", "careful"]);
+    for (line, (stream, level)) in lines
+        .iter()
+        .zip([("stdout", Value::Null), ("log", "WARN".into())])
+    {
+        assert_eq!(line["app"], "shop", "{line}");
+        assert_eq!(line["function"], "x", "{line}");
+        assert_eq!(line["stream"], stream, "{line}");
+        assert_eq!(line["level"], level, "{line}");
+        assert_eq!(line["request_id"], first.as_str(), "{line}");
+        let time = line["time"].as_str().unwrap_or("");
+        let parsed = gust_runtime::ledger::parse_since(time);
+        assert!(time.ends_with('Z') && parsed.is_ok(), "{line}");
+    }
+
+    // `since` a line's time: that line and what follows.
+    get_as(&node, "shop.example.com", "/x?err=second").await;
+    let all = logs_of(&node, &operator, "/v1/apps/shop/logs", 3).await;
+    let since = all[2]["time"].as_str().unwrap().to_owned();
+    let after = logs_of(
+        &node,
+        &operator,
+        &format!("/v1/apps/shop/logs?since={since}"),
+        1,
+    )
+    .await;
+    assert_eq!(messages(&after), ["second"]);
+    let newest = logs_of(&node, &operator, "/v1/apps/shop/logs?limit=1", 1).await;
+    assert_eq!(messages(&newest), ["second"]);
+
+    // The ring keeps the function's last 3.
+    for i in 0..4 {
+        get_as(&node, "shop.example.com", &format!("/x?out=n{i}")).await;
+    }
+    let mut kept = Vec::new();
+    for _ in 0..1000 {
+        kept = logs_of(&node, &operator, "/v1/apps/shop/logs", 3).await;
+        if messages(&kept).last() == Some(&"n3") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(messages(&kept), ["n1", "n2", "n3"]);
+
+    // Another app's token sees its own app's lines, not the shop's.
+    get_as(&node, "blog.example.com", "/x?out=blog-only").await;
+    let blog = logs_of(&node, &blog_token, "/v1/apps/blog/logs", 1).await;
+    assert_eq!(messages(&blog), ["blog-only"]);
+    let (status, _) = admin(
+        &node,
+        Some(&blog_token),
+        Method::GET,
+        "/v1/apps/shop/logs",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = admin(&node, None, Method::GET, "/v1/apps/shop/logs", Bytes::new()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, json) = admin(
+        &node,
+        Some(&operator),
+        Method::GET,
+        "/v1/apps/shop/logs?since=never",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{json}");
+
+    // Deleted, an app's lines go.
+    let (status, _) = admin(
+        &node,
+        Some(&operator),
+        Method::DELETE,
+        "/v1/apps/shop",
+        Bytes::new(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, json) = admin(
+        &node,
+        Some(&operator),
+        Method::GET,
+        "/v1/apps/shop/logs",
+        Bytes::new(),
+    )
+    .await;
+    assert!(
+        status == StatusCode::NOT_FOUND || json == serde_json::json!([]),
+        "{status} {json}"
+    );
+    assert_eq!(book.query(&id("blog"), None, None, 10).len(), 1);
+    node.shutdown().await.unwrap();
 }
