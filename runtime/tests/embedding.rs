@@ -171,6 +171,25 @@ where
         .expect("a response")
 }
 
+/// `request` sent on a new HTTP/2 connection (prior knowledge) to `addr`.
+async fn send_h2(addr: SocketAddr, request: Request<Empty<Bytes>>) -> Response<Incoming> {
+    let stream = timeout(BOUND, TcpStream::connect(addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .expect("handshake");
+    tokio::spawn(connection);
+    timeout(BOUND, sender.send_request(request))
+        .await
+        .expect("no response head in time")
+        .expect("a response")
+}
+
 async fn text(response: Response<Incoming>) -> String {
     let body = timeout(BOUND, response.into_body().collect())
         .await
@@ -180,7 +199,7 @@ async fn text(response: Response<Incoming>) -> String {
     String::from_utf8_lossy(&body).into_owned()
 }
 
-fn seen(response: &Response<Incoming>) -> serde_json::Value {
+fn seen_by_upstream(response: &Response<Incoming>) -> serde_json::Value {
     let header = response.headers().get("x-seen").expect("reached upstream");
     serde_json::from_slice(header.as_bytes()).unwrap()
 }
@@ -251,7 +270,7 @@ async fn function_hosts_and_paths_are_answered_by_gust_and_the_rest_reaches_the_
     let response = send(proxy.addr, request).await;
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.headers()["x-upstream"], "yes");
-    let seen = seen(&response);
+    let seen = seen_by_upstream(&response);
     assert_eq!(seen["method"], "PUT");
     assert_eq!(seen["uri"], "/hellothere/items?x=1&y=%20");
     let headers = &seen["headers"];
@@ -269,6 +288,25 @@ async fn function_hosts_and_paths_are_answered_by_gust_and_the_rest_reaches_the_
         .to_bytes();
     assert!(returned == body, "the body came back changed");
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // HTTP/2 clients send the host in the URI, not a `Host` header: gust
+    // is chosen by it, and the upstream (HTTP/1.1) gets it as `Host`.
+    let request = Request::get("http://functions.test/echo/h2")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = send_h2(proxy.addr, request).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let echoed: serde_json::Value = serde_json::from_str(&text(response).await).unwrap();
+    assert_eq!(echoed["path"], "/echo/h2");
+    let request = Request::get("http://www.test/over/h2")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = send_h2(proxy.addr, request).await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let seen = seen_by_upstream(&response);
+    assert_eq!(seen["uri"], "/over/h2");
+    assert_eq!(seen["headers"]["host"][0], "www.test");
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -171,15 +171,11 @@ impl Proxy {
         remove_hop_by_hop(&mut parts.headers);
         // The upstream sees the host the client asked for (an HTTP/2
         // client sends none of its own).
-        if let Some(host) = &original_host {
-            if !parts.headers.contains_key(header::HOST) {
-                if let Ok(value) = HeaderValue::from_str(host.as_str()) {
-                    parts.headers.insert(header::HOST, value);
-                }
-            }
-            if let Ok(value) = HeaderValue::from_str(host.as_str()) {
-                parts.headers.insert("x-forwarded-host", value);
-            }
+        if let Some(host) = &original_host
+            && let Ok(value) = HeaderValue::from_str(host.as_str())
+        {
+            parts.headers.entry(header::HOST).or_insert(value.clone());
+            parts.headers.insert("x-forwarded-host", value);
         }
         forwarded_for(&mut parts.headers, peer);
         parts
