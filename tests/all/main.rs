@@ -14,6 +14,7 @@ mod cache;
 mod clients;
 mod concurrency;
 mod config;
+mod deploy;
 mod echo;
 mod failures;
 mod fuel;

@@ -426,8 +426,10 @@ impl Deployer {
             }
         };
         let mut problems = Vec::new();
-        // The manifest's name must be the app it is deployed as, or absent.
         if let Ok(table) = text.parse::<toml::Table>() {
+            problems.extend(escaping_components(&table));
+            // The manifest's name must be the app it is deployed as, or
+            // absent.
             if let Some(name) = table.get("name") {
                 if name.as_str() != Some(app.as_str()) {
                     problems.push(Problem {
@@ -447,7 +449,11 @@ impl Deployer {
             }
         };
         if let Some(spec) = &spec {
-            problems.extend(outside_bundle(spec, dir));
+            for problem in outside_bundle(spec, dir) {
+                if !problems.iter().any(|p| p.field == problem.field) {
+                    problems.push(problem);
+                }
+            }
         }
         let spec = match spec.take() {
             Some(mut spec) if problems.is_empty() => {
@@ -661,8 +667,34 @@ pub fn describe(app: &App) -> VersionMeta {
     }
 }
 
-/// Components named outside the bundle (absolute paths, `..`): refused,
-/// so a tenant can serve only what it uploaded.
+/// Component paths written absolute or with `..`: refused (whether or
+/// not the file exists, which is not the tenant's to learn), so a tenant
+/// serves only what it uploaded.
+fn escaping_components(table: &toml::Table) -> Vec<Problem> {
+    let Some(functions) = table.get("functions").and_then(|f| f.as_table()) else {
+        return Vec::new();
+    };
+    functions
+        .iter()
+        .filter_map(|(id, function)| {
+            let path = Path::new(function.get("component")?.as_str()?);
+            let escapes = path.components().any(|c| {
+                matches!(
+                    c,
+                    std::path::Component::ParentDir
+                        | std::path::Component::RootDir
+                        | std::path::Component::Prefix(_)
+                )
+            });
+            escapes.then(|| Problem {
+                field: format!("functions.{id}.component"),
+                message: "must be a path inside the bundle (not absolute, no `..`)".into(),
+            })
+        })
+        .collect()
+}
+
+/// Components that resolve outside the bundle after validation: refused.
 fn outside_bundle(spec: &crate::manifest::AppSpec, dir: &Path) -> Vec<Problem> {
     let Ok(root) = dir.canonicalize() else {
         return Vec::new();
