@@ -20,6 +20,7 @@ use crate::host::IoMeter;
 use crate::host::capability::output::GuestOutput;
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
 use crate::quota::Reservation;
+use crate::telemetry::traces::Invocation;
 
 /// What a trigger adds to the record when the invocation is over.
 pub(crate) trait TriggerEnd: Send + Sync + 'static {
@@ -57,6 +58,8 @@ pub(crate) struct Completion {
     /// Server shutdown waits for the record and cancels at the grace's end.
     pub(crate) shutdown: Tracked,
     pub(crate) trigger: Arc<dyn TriggerEnd>,
+    /// The invocation's span, ended with the record.
+    pub(crate) trace: Invocation,
 }
 
 impl Completion {
@@ -125,5 +128,6 @@ impl Drop for Completion {
         for sink in self.sinks.iter() {
             sink(&record);
         }
+        self.trace.finish(&record);
     }
 }

@@ -252,6 +252,7 @@ impl Prepared {
         route: String,
         sinks: Arc<[RecordSink]>,
         trigger: Arc<dyn TriggerEnd>,
+        trace: crate::telemetry::traces::Invocation,
     ) -> Arc<Completion> {
         let io = self.store.data().io.clone();
         self.store.data_mut().request_id.clone_from(&request_id);
@@ -285,6 +286,7 @@ impl Prepared {
             sinks,
             shutdown: tracked::Tracked::new(),
             trigger,
+            trace,
         })
     }
 
@@ -321,6 +323,8 @@ impl Prepared {
                 call(&mut store, &instance).await?;
                 wasmtime::Result::Ok(instance)
             };
+            // Capability calls and outbound requests are its children.
+            let run = crate::telemetry::traces::in_context(completion.trace.context(), run);
             let result = tokio::select! {
                 result = tokio::time::timeout_at(deadline.into(), gate::gated(&gate, run)) => Some(result),
                 () = completion.cancel.notified() => None,

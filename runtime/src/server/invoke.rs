@@ -35,6 +35,7 @@ use crate::function::Function;
 use crate::host::IoMeter;
 use crate::host::capability::outbound_http::{Meter, Origin};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
+use crate::telemetry::traces::{Invocation, Started};
 
 /// What a request needs to know of the route that led to the function.
 #[derive(Debug, Clone)]
@@ -171,13 +172,27 @@ impl Function {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        // Started before admission: the span covers its wait too.
+        let trace = Invocation::start(Started {
+            app: self.app.as_str(),
+            function: self.id.as_str(),
+            route: &info.route,
+            method: request.method().as_str(),
+            request_id: &info.request_id,
+            headers: request.headers(),
+        });
         let mut prepared = match self.prepare(io).await {
             Ok(prepared) => prepared,
             Err(NotStarted::QuotaExceeded(retry_after)) => {
+                trace.not_started("quota_exceeded", 429);
                 return Invoked::QuotaExceeded(retry_after);
             }
-            Err(NotStarted::Busy(refused)) => return Invoked::Busy(refused),
+            Err(NotStarted::Busy(refused)) => {
+                trace.not_started("busy", 503);
+                return Invoked::Busy(refused);
+            }
             Err(NotStarted::Failed { outcome, detail }) => {
+                trace.not_started(&outcome.to_string(), failure_status(outcome).as_u16());
                 return Invoked::Failed { outcome, detail };
             }
         };
@@ -206,8 +221,14 @@ impl Function {
             outbound,
             parent: origin.map(|o| o.parent),
         });
-        let completion =
-            prepared.completion(self, info.request_id, info.route, sinks, http.clone());
+        let completion = prepared.completion(
+            self,
+            info.request_id,
+            info.route,
+            sinks,
+            http.clone(),
+            trace,
+        );
 
         // Whatever body type an embedder passes: an empty one never holds
         // a connection, so it cannot keep an instance from being reused.

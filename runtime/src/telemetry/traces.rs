@@ -109,9 +109,10 @@ impl Traces {
         let started = std::time::Instant::now();
         // Blocks until the exporter's thread is done, while its requests
         // run on this runtime's workers.
-        let result =
-            tokio::task::spawn_blocking(move || self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
-                .await;
+        let result = tokio::task::spawn_blocking(move || {
+            self.provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT)
+        })
+        .await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         match result {
             Ok(Ok(())) => tracing::info!(elapsed_ms, "traces flushed"),
@@ -331,12 +332,15 @@ pub(crate) fn outbound<B>(request: &mut http::Request<B>, in_process: bool) -> O
 
 impl Outbound {
     /// Ends the span: the response's status, or why there is none.
-    pub(crate) fn finish<B, E: std::fmt::Debug>(mut self, result: &Result<http::Response<B>, E>) {
+    pub(crate) fn finish<B, T, E: std::fmt::Debug>(
+        mut self,
+        sent: &Result<(http::Response<B>, T), E>,
+    ) {
         let Some(span) = &mut self.0 else {
             return;
         };
-        match result {
-            Ok(response) => {
+        match sent {
+            Ok((response, _)) => {
                 let status = response.status().as_u16();
                 span.set_attribute(KeyValue::new(
                     "http.response.status_code",

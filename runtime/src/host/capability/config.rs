@@ -119,10 +119,12 @@ impl Capability for Config {
 
 impl HostState {
     fn config_get(&self, key: &str) -> Option<String> {
+        let _span = crate::telemetry::traces::capability("config.get", "gust.config.key", key);
         self.caps.config.config.get(key).map(str::to_owned)
     }
 
     fn config_all(&self) -> Vec<(String, String)> {
+        let _span = crate::telemetry::traces::capability("config.get_all", "gust.config.key", "*");
         self.caps.config.config.0.clone()
     }
 }

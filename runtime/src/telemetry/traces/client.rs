@@ -37,9 +37,10 @@ impl HttpClient for Client {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, HttpError> {
+        // The timer is made on the runtime too: this thread has none.
         let sent = self
             .runtime
-            .spawn(tokio::time::timeout(TIMEOUT, send(request)));
+            .spawn(async move { tokio::time::timeout(TIMEOUT, send(request)).await });
         match sent.await? {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {TIMEOUT:?}").into()),
@@ -81,10 +82,7 @@ async fn send(mut request: http::Request<Bytes>) -> Result<http::Response<Bytes>
             .headers_mut()
             .insert(http::header::HOST, authority.as_str().parse()?);
     }
-    *request.uri_mut() = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse()?;
+    *request.uri_mut() = uri.path_and_query().map_or("/", |p| p.as_str()).parse()?;
     let response = sender.send_request(request.map(Full::new)).await?;
     let (parts, body) = response.into_parts();
     let body = Limited::new(body, MAX_RESPONSE).collect().await?.to_bytes();

@@ -36,6 +36,7 @@ use anyhow::Context as _;
 use wasmtime::component::Linker;
 
 use super::Capability;
+use crate::telemetry::traces;
 use crate::host::HostState;
 use crate::manifest::{AppSpec, CapabilitySettings, FunctionId, KeyValueLimits, StoreBackend};
 
@@ -344,6 +345,7 @@ impl Store {
 
     /// The value of `key`.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        let _span = traces::capability("kv.get", "gust.kv.store", &self.name);
         self.check_key(key)?;
         match &self.backend {
             Backend::Sqlite(db) => db.get(&self.app, &self.name, key).await,
@@ -353,19 +355,22 @@ impl Store {
 
     /// Sets `key` to `value`.
     pub(crate) async fn set(&self, key: &str, value: &[u8]) -> Result<(), KvError> {
+        let _span = traces::capability("kv.set", "gust.kv.store", &self.name);
         self.check_key(key)?;
         self.check_value(value)?;
-        self.set_many(vec![(key.to_owned(), value.to_vec())]).await
+        self.write(vec![(key.to_owned(), value.to_vec())]).await
     }
 
     /// Removes `key` (absent is fine).
     pub(crate) async fn delete(&self, key: &str) -> Result<(), KvError> {
+        let _span = traces::capability("kv.delete", "gust.kv.store", &self.name);
         self.check_key(key)?;
-        self.delete_many(vec![key.to_owned()]).await
+        self.remove(vec![key.to_owned()]).await
     }
 
     /// Whether `key` has a value.
     pub(crate) async fn exists(&self, key: &str) -> Result<bool, KvError> {
+        let _span = traces::capability("kv.exists", "gust.kv.store", &self.name);
         self.check_key(key)?;
         match &self.backend {
             Backend::Sqlite(db) => db.exists(&self.app, &self.name, key).await,
@@ -379,6 +384,7 @@ impl Store {
         &self,
         cursor: Option<u64>,
     ) -> Result<(Vec<String>, Option<u64>), KvError> {
+        let _span = traces::capability("kv.list", "gust.kv.store", &self.name);
         match &self.backend {
             Backend::Sqlite(db) => db.list(&self.app, &self.name, cursor).await,
             Backend::Redis(hash) => hash.list(cursor).await,
@@ -390,6 +396,7 @@ impl Store {
         &self,
         keys: Vec<String>,
     ) -> Result<Vec<Option<Vec<u8>>>, KvError> {
+        let _span = traces::capability("kv.get_many", "gust.kv.store", &self.name);
         for key in &keys {
             self.check_key(key)?;
         }
@@ -401,10 +408,16 @@ impl Store {
 
     /// Sets every pair, all or none (a later pair of the same key wins).
     pub(crate) async fn set_many(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
+        let _span = traces::capability("kv.set_many", "gust.kv.store", &self.name);
         for (key, value) in &pairs {
             self.check_key(key)?;
             self.check_value(value)?;
         }
+        self.write(pairs).await
+    }
+
+    /// Sets checked pairs on the backend.
+    async fn write(&self, pairs: Vec<(String, Vec<u8>)>) -> Result<(), KvError> {
         if pairs.is_empty() {
             return Ok(());
         }
@@ -417,9 +430,15 @@ impl Store {
 
     /// Removes every key.
     pub(crate) async fn delete_many(&self, keys: Vec<String>) -> Result<(), KvError> {
+        let _span = traces::capability("kv.delete_many", "gust.kv.store", &self.name);
         for key in &keys {
             self.check_key(key)?;
         }
+        self.remove(keys).await
+    }
+
+    /// Removes checked keys on the backend.
+    async fn remove(&self, keys: Vec<String>) -> Result<(), KvError> {
         if keys.is_empty() {
             return Ok(());
         }
@@ -432,6 +451,7 @@ impl Store {
     /// Adds `delta` to the counter at `key` (absent: 0), atomically, and
     /// returns the new value.
     pub(crate) async fn increment(&self, key: &str, delta: i64) -> Result<i64, KvError> {
+        let _span = traces::capability("kv.increment", "gust.kv.store", &self.name);
         self.check_key(key)?;
         let max_keys = self.limits.max_keys;
         match &self.backend {
@@ -451,6 +471,7 @@ impl Store {
         expected: Option<Vec<u8>>,
         value: Vec<u8>,
     ) -> Result<bool, KvError> {
+        let _span = traces::capability("kv.swap", "gust.kv.store", &self.name);
         self.check_key(key)?;
         self.check_value(&value)?;
         let max_keys = self.limits.max_keys;

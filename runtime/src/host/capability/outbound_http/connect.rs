@@ -156,7 +156,7 @@ async fn connect(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, E
 }
 
 /// The TLS client configuration: webpki's roots, HTTP/1.1.
-static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
+pub(crate) static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.into(),
     };

@@ -31,6 +31,7 @@ use std::sync::{Arc, OnceLock};
 use wasmtime_wasi_http::{Error, WasiBody, WasiHttpHooks};
 
 use super::Capability;
+use crate::telemetry::traces;
 use crate::app::WeakApp;
 use crate::manifest::{AppSpec, CapabilitySettings, FunctionId, Limits};
 use allow::{AllowEntry, Host};
@@ -292,7 +293,7 @@ pub(crate) type SendResult = wasmtime_wasi_http::Result<(
 impl WasiHttpHooks for Policy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
@@ -348,7 +349,12 @@ impl WasiHttpHooks for Policy {
                 meter: self.meter.clone(),
                 response_limit: rules.limits.outbound_response_size,
             };
-            return Box::new(call.send(request));
+            let span = traces::outbound(&mut request, true);
+            return Box::new(async move {
+                let sent = call.send(request).await;
+                span.finish(&sent);
+                sent
+            });
         }
         if host.is_internal() {
             return self.deny(&uri, "no function named", Error::DestinationNotFound);
@@ -366,12 +372,14 @@ impl WasiHttpHooks for Policy {
             connect_timeout: rules.limits.outbound_connect_timeout,
             response_limit: rules.limits.outbound_response_size,
         };
+        let span = traces::outbound(&mut request, false);
         let sending = connect::send(target, request, options, self.meter.clone());
         let (app, function) = (self.shared.app.clone(), self.function.clone());
         let request_id = self.caller.request_id.clone();
         let meter = self.meter.clone();
         Box::new(async move {
             let sent = sending.await;
+            span.finish(&sent);
             if let Err(Error::DestinationIpProhibited) = &sent {
                 log_denial(
                     &meter,
