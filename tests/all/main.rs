@@ -19,6 +19,7 @@ mod echo;
 mod failures;
 mod fuel;
 mod host_work;
+mod hot_swap;
 mod hostile;
 mod in_process;
 mod key_value;

@@ -24,13 +24,15 @@ use crate::router::{Router, Segment};
 use http::{HeaderName, HeaderValue};
 pub use registry::{Apps, HostConflict};
 
-/// An [`App`] that may have been dropped.
+/// An [`App`] that may have been dropped: once every request on a
+/// replaced version is done, its instances and memory are released and
+/// this no longer upgrades.
 #[derive(Clone)]
-pub(crate) struct WeakApp(std::sync::Weak<Inner>);
+pub struct WeakApp(std::sync::Weak<Inner>);
 
 impl WeakApp {
     /// The app, unless it was dropped.
-    pub(crate) fn upgrade(&self) -> Option<App> {
+    pub fn upgrade(&self) -> Option<App> {
         self.0.upgrade().map(|inner| App { inner })
     }
 }
@@ -374,7 +376,7 @@ impl App {
 
     /// A handle that does not keep the app alive (capabilities hold one:
     /// the app holds them).
-    pub(crate) fn downgrade(&self) -> WeakApp {
+    pub fn downgrade(&self) -> WeakApp {
         WeakApp(Arc::downgrade(&self.inner))
     }
 
