@@ -69,8 +69,8 @@ fn listen(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Arc<Mutex<Seen>>) {
     (addr, seen)
 }
 
-/// A GET or POST with a `traceparent`; the status.
-fn send(addr: SocketAddr, method: &str, path: &str, traceparent: &str) -> u16 {
+/// A GET or POST with a `traceparent`; the status and body.
+fn send(addr: SocketAddr, method: &str, path: &str, traceparent: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -82,11 +82,13 @@ fn send(addr: SocketAddr, method: &str, path: &str, traceparent: &str) -> u16 {
     .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    response
+    let status = response
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {response:?}"))
+        .unwrap_or_else(|| panic!("no status in {response:?}"));
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, body.to_owned())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -161,6 +163,9 @@ allowed_outbound_hosts = ["http://{upstream}", "http://counter.gust.internal"]
 component = "{counter}"
 key_value_stores = ["default"]
 
+[functions.echo]
+component = "{echo}"
+
 [[routes]]
 path = "/proxy"
 function = "proxy"
@@ -168,9 +173,14 @@ function = "proxy"
 [[routes]]
 path = "/counter/{{name}}"
 function = "counter"
+
+[[routes]]
+path = "/echo"
+function = "echo"
 "#,
             proxy = gust_tests::guests::OUTBOUND_PROXY_PATH,
             counter = gust_runtime::examples::COUNTER_PATH,
+            echo = gust_runtime::examples::ECHO_PATH,
         ),
     )
     .unwrap();
@@ -178,7 +188,7 @@ function = "counter"
 
     // A request continuing a trace, answered through an upstream.
     let (trace1, parent1) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
-    let status = send(
+    let (status, _) = send(
         gust.addr,
         "GET",
         &format!("/proxy?url=http://{upstream}/up"),
@@ -187,13 +197,23 @@ function = "counter"
     assert_eq!(status, 200);
     // One through another function of the app, which counts in its store.
     let (trace2, parent2) = ("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331");
-    let status = send(
+    let (status, _) = send(
         gust.addr,
         "POST",
         "/proxy?url=http://counter.gust.internal/counter/visits",
         &format!("00-{trace2}-{parent2}-01"),
     );
     assert_eq!(status, 200);
+    // One whose guest reads the `traceparent` it was given.
+    let (trace3, parent3) = ("d4cda95b652f4a1592b449d5929fda1b", "6e0c63257de34c92");
+    let (status, echoed) = send(
+        gust.addr,
+        "GET",
+        "/echo",
+        &format!("00-{trace3}-{parent3}-01"),
+    );
+    assert_eq!(status, 200);
+    let echoed: serde_json::Value = serde_json::from_str(&echoed).unwrap();
 
     // Shutdown exports what is queued.
     let (clean, log) = gust.terminate();
@@ -284,8 +304,18 @@ function = "counter"
         attributes(caller)["gust.request_id"]
     );
     let increment = child(&spans, trace2, &hex(&callee.span_id), "kv.increment");
+    // (The counter's store call in trace 2 is its only capability call.)
     assert_eq!(attributes(increment)["gust.kv.store"], "default");
     // The capability span lies within its invocation.
     assert!(increment.start_time_unix_nano >= callee.start_time_unix_nano);
     assert!(increment.end_time_unix_nano <= callee.end_time_unix_nano);
+
+    // The guest sees its own invocation as the parent, not the client's
+    // span: what it passes on continues the invocation.
+    let echo = child(&spans, trace3, parent3, "invoke echo");
+    assert_eq!(
+        echoed["headers"]["traceparent"][0],
+        format!("00-{trace3}-{}-01", hex(&echo.span_id)).as_str(),
+        "{echoed}"
+    );
 }

@@ -163,7 +163,7 @@ impl Function {
     async fn invoke_from<B>(
         &self,
         info: RequestInfo,
-        request: hyper::Request<B>,
+        mut request: hyper::Request<B>,
         io: Arc<IoMeter>,
         sinks: Arc<[RecordSink]>,
         origin: Option<Origin>,
@@ -173,14 +173,17 @@ impl Function {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         // Started before admission: the span covers its wait too.
-        let trace = Invocation::start(Started {
-            app: self.app.as_str(),
-            function: self.id.as_str(),
-            route: &info.route,
-            method: request.method().as_str(),
-            request_id: &info.request_id,
-            headers: request.headers(),
-        });
+        let method = request.method().clone();
+        let trace = Invocation::start(
+            Started {
+                app: self.app.as_str(),
+                function: self.id.as_str(),
+                route: &info.route,
+                method: method.as_str(),
+                request_id: &info.request_id,
+            },
+            request.headers_mut(),
+        );
         let mut prepared = match self.prepare(io).await {
             Ok(prepared) => prepared,
             Err(NotStarted::QuotaExceeded(retry_after)) => {

@@ -172,17 +172,17 @@ pub(crate) struct Started<'a> {
     pub(crate) route: &'a str,
     pub(crate) method: &'a str,
     pub(crate) request_id: &'a str,
-    /// The request's headers: its `traceparent` is the span's parent.
-    pub(crate) headers: &'a http::HeaderMap,
 }
 
 impl Invocation {
-    /// Starts the span of an invocation.
-    pub(crate) fn start(started: Started<'_>) -> Invocation {
+    /// Starts the span of an invocation, the child of the request's
+    /// `traceparent` (if any), and makes the `traceparent` the guest sees
+    /// its own: what the guest passes on continues the invocation.
+    pub(crate) fn start(started: Started<'_>, headers: &mut http::HeaderMap) -> Invocation {
         let Some(tracer) = tracer() else {
             return Invocation(None);
         };
-        let parent = propagator().extract(&Headers(started.headers));
+        let parent = propagator().extract(&Headers(headers));
         let span = tracer
             .span_builder(format!("invoke {}", started.function))
             .with_kind(SpanKind::Server)
@@ -194,7 +194,9 @@ impl Invocation {
                 KeyValue::new("gust.request_id", started.request_id.to_owned()),
             ])
             .start_with_context(tracer, &parent);
-        Invocation(Some(parent.with_span(span)))
+        let cx = parent.with_span(span);
+        propagator().inject_context(&cx, &mut HeadersMut(headers));
+        Invocation(Some(cx))
     }
 
     /// The context the guest runs in (the invocation span current).
@@ -367,16 +369,19 @@ mod tests {
     #[test]
     fn off_unless_installed() {
         // Nothing in the library's tests installs a pipeline.
-        let headers = http::HeaderMap::new();
-        let invocation = Invocation::start(Started {
-            app: "a",
-            function: "f",
-            route: "/",
-            method: "GET",
-            request_id: "1",
-            headers: &headers,
-        });
+        let mut headers = http::HeaderMap::new();
+        let invocation = Invocation::start(
+            Started {
+                app: "a",
+                function: "f",
+                route: "/",
+                method: "GET",
+                request_id: "1",
+            },
+            &mut headers,
+        );
         assert!(invocation.context().is_none());
+        assert!(headers.is_empty());
         assert!(capability("kv.get", "gust.kv.store", "default").is_none());
         let mut request = http::Request::new(());
         assert!(outbound(&mut request, false).0.is_none());
