@@ -6,10 +6,12 @@
 //! apps it loads (`CapabilitySettings::logs`); nothing is kept without one.
 //! Each function of each app has a ring of its last lines, bounded in count
 //! (`lines_per_function`, the operator's `admin.log_lines`) and in bytes
-//! ([`LogBook::BYTES_PER_FUNCTION`]); a line is cut at
+//! (that many times [`LogBook::BYTES_PER_LINE`]); a line is cut at
 //! [`LogBook::MAX_LINE_BYTES`]. A ring is made on a function's first line,
 //! so functions that never log cost nothing, and a deleted app's rings go
-//! with [`LogBook::forget_app`].
+//! with [`LogBook::forget_app`]. A node's worst case is every function
+//! logging long lines without pause: `log_lines` x 256 bytes (256 KiB at
+//! the default 1000) per function.
 //!
 //! The lines are the guest's own text: an app sees only its own, and what
 //! serves them must escape them (JSON does).
@@ -161,26 +163,34 @@ impl LogBook {
     /// What ends a cut line's message.
     pub const TRUNCATED: &'static str = " [truncated]";
 
-    /// Bytes a function's ring may hold, lines and their bookkeeping: 1 MiB
-    /// (a thousand lines of a kilobyte). Past it the oldest lines go, as
-    /// past the line count, so a node's worst case is 1 MiB per function
-    /// that logs.
-    pub const BYTES_PER_FUNCTION: usize = 1 << 20;
+    /// Bytes a function's ring may hold per line it keeps, lines and their
+    /// bookkeeping (about 100 bytes a line): 256, room for lines of 150
+    /// characters. Longer lines are kept too, fewer of them: past the
+    /// ring's bytes the oldest lines go, as past its line count (the newest
+    /// line always stays).
+    pub const BYTES_PER_LINE: usize = 256;
 
     /// A book keeping the last `lines_per_function` lines of each function
     /// (at least one).
     pub fn new(lines_per_function: usize) -> LogBook {
         LogBook(Arc::new(Book {
             lines_per_function: lines_per_function.max(1),
-            bytes_per_function: LogBook::BYTES_PER_FUNCTION,
+            bytes_per_function: lines_per_function
+                .max(1)
+                .saturating_mul(LogBook::BYTES_PER_LINE),
             seq: AtomicU64::new(0),
             apps: RwLock::new(HashMap::new()),
         }))
     }
 
-    /// Lines kept per function.
+    /// Lines kept per function, at most.
     pub fn lines_per_function(&self) -> usize {
         self.0.lines_per_function
+    }
+
+    /// Bytes kept per function, at most (but the newest line).
+    pub fn bytes_per_function(&self) -> usize {
+        self.0.bytes_per_function
     }
 
     /// Keeps a line of `function` of `app`, pushing out its oldest lines
@@ -405,11 +415,14 @@ mod tests {
         }
         let kept = book.query(&app, None, None, usize::MAX).len();
         let per_line = LogBook::MAX_LINE_BYTES + LogBook::TRUNCATED.len();
-        assert!(kept < LogBook::BYTES_PER_FUNCTION / per_line + 1, "{kept}");
-        assert!(
-            kept > LogBook::BYTES_PER_FUNCTION / (2 * per_line),
-            "{kept}"
-        );
+        assert!(kept < book.bytes_per_function() / per_line + 1, "{kept}");
+        assert!(kept > book.bytes_per_function() / (2 * per_line), "{kept}");
+        // Over its bytes, a ring still keeps its newest line.
+        let small = LogBook::new(1);
+        small.push(&app, &f, None, LogStream::Stdout, None, "short");
+        small.push(&app, &f, None, LogStream::Stdout, None, &long);
+        let kept = small.query(&app, None, None, 10);
+        assert_eq!((kept.len(), kept[0].truncated), (1, true));
     }
 
     #[test]
