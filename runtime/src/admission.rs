@@ -5,7 +5,7 @@
 //! has no usage record.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -19,6 +19,10 @@ pub(crate) struct Admission {
     waiting: AtomicU32,
     queue: u32,
     queue_timeout: Duration,
+    concurrency: u32,
+    /// Requests refused, by reason (`QueueFull`, `QueueTimeout`), for
+    /// metrics: a refused request has no usage record.
+    refused: [AtomicU64; 2],
 }
 
 /// Why a request was not admitted.
@@ -55,6 +59,8 @@ impl Admission {
             waiting: AtomicU32::new(0),
             queue: limits.queue,
             queue_timeout: limits.queue_timeout,
+            concurrency: limits.concurrency,
+            refused: Default::default(),
         }
     }
 
@@ -65,14 +71,37 @@ impl Admission {
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
+            self.refused[0].fetch_add(1, Ordering::Relaxed);
             return Err(Refused::QueueFull);
         }
         let _waiting = Waiting(&self.waiting);
         match tokio::time::timeout(self.queue_timeout, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphore is never closed; treat it like a timeout anyway.
-            Ok(Err(_)) | Err(_) => Err(Refused::QueueTimeout),
+            Ok(Err(_)) | Err(_) => {
+                self.refused[1].fetch_add(1, Ordering::Relaxed);
+                Err(Refused::QueueTimeout)
+            }
         }
+    }
+
+    /// Invocations admitted and not yet ended.
+    pub(crate) fn in_flight(&self) -> u32 {
+        let free = u32::try_from(self.slots.available_permits()).unwrap_or(u32::MAX);
+        self.concurrency.saturating_sub(free)
+    }
+
+    /// Requests waiting for a slot.
+    pub(crate) fn queued(&self) -> u32 {
+        self.waiting.load(Ordering::Relaxed).min(self.queue)
+    }
+
+    /// Requests refused so far: (queue full, queue timeout).
+    pub(crate) fn refused(&self) -> (u64, u64) {
+        (
+            self.refused[0].load(Ordering::Relaxed),
+            self.refused[1].load(Ordering::Relaxed),
+        )
     }
 }
 

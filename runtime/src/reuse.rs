@@ -91,4 +91,9 @@ impl WarmPool {
             idle.push(warm);
         }
     }
+
+    /// Instances idle now, each holding its pooling-allocator slot.
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }

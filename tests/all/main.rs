@@ -27,6 +27,7 @@ mod languages;
 mod limits;
 mod loading;
 mod logs;
+mod metrics;
 mod outbound;
 mod p3;
 mod raw;

@@ -183,6 +183,12 @@ impl Ledger {
         self.stats.clone()
     }
 
+    /// Records queued and not yet taken by the writer: the ledger's lag
+    /// (at most [`QUEUE_CAPACITY`]).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
     /// A record sink for [`crate::App::on_invocation`]. Never blocks.
     pub fn sink(&self) -> impl Fn(&InvocationRecord) + Send + Sync + 'static {
         let queue = self.queue.clone();

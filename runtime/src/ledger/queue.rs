@@ -119,6 +119,11 @@ impl Queue {
         std::mem::take(&mut state.control)
     }
 
+    /// Records waiting for the writer.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().records.len()
+    }
+
     /// Marks the queue closed and drops pending control messages (closing
     /// their reply channels). For a writer that is exiting, so that nobody
     /// waits on it forever.
