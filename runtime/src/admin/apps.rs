@@ -124,10 +124,10 @@ where
     let caller = match api.auth.authenticate(req.headers(), peer) {
         Ok(caller) => caller,
         Err(refused) => {
-            if let Some(change) = &change {
-                if refused.reply.status() != StatusCode::TOO_MANY_REQUESTS {
-                    change.audit(refused.reply.status(), None, Some(refused.reason.into()));
-                }
+            if let Some(change) = &change
+                && refused.reply.status() != StatusCode::TOO_MANY_REQUESTS
+            {
+                change.audit(refused.reply.status(), None, Some(refused.reason.into()));
             }
             return refused.reply;
         }

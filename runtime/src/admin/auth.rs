@@ -49,7 +49,7 @@ impl Auth {
         &self,
         headers: &HeaderMap,
         peer: IpAddr,
-    ) -> Result<Caller, Refused> {
+    ) -> Result<Caller, Box<Refused>> {
         if let Err(retry_after) = self.limiter.check(peer) {
             let mut reply = json(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -59,10 +59,10 @@ impl Auth {
             if let Ok(value) = HeaderValue::try_from(secs.to_string()) {
                 reply.headers_mut().insert(header::RETRY_AFTER, value);
             }
-            return Err(Refused {
+            return Err(Box::new(Refused {
                 reply,
                 reason: "rate limited",
-            });
+            }));
         }
         let presented = headers
             .get(header::AUTHORIZATION)
@@ -88,7 +88,7 @@ impl Auth {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Bearer realm=\"gust\""),
                 );
-                Err(Refused { reply, reason })
+                Err(Box::new(Refused { reply, reason }))
             }
         }
     }

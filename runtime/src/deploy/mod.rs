@@ -267,6 +267,11 @@ impl Deployer {
         &self.inner.limits
     }
 
+    /// The engine apps are loaded on.
+    pub fn engine(&self) -> &GustEngine {
+        &self.inner.engine
+    }
+
     /// Deploys, rollbacks, deletes and failures per app since start.
     pub fn events(&self) -> BTreeMap<FunctionId, DeployEvents> {
         self.inner
@@ -430,15 +435,15 @@ impl Deployer {
             problems.extend(escaping_components(&table));
             // The manifest's name must be the app it is deployed as, or
             // absent.
-            if let Some(name) = table.get("name") {
-                if name.as_str() != Some(app.as_str()) {
-                    problems.push(Problem {
-                        field: "name".into(),
-                        message: format!(
-                            "{name} is not the app it is deployed as (`{app}`): remove it or make it match"
-                        ),
-                    });
-                }
+            if let Some(name) = table.get("name")
+                && name.as_str() != Some(app.as_str())
+            {
+                problems.push(Problem {
+                    field: "name".into(),
+                    message: format!(
+                        "{name} is not the app it is deployed as (`{app}`): remove it or make it match"
+                    ),
+                });
             }
         }
         let mut spec = match Manifest::validate_bundle(&text, dir, &origin, &self.inner.runtime) {
@@ -631,7 +636,7 @@ impl Deployer {
             .filter_map(|v| state.meta(app, v).ok())
             .collect::<Vec<_>>();
         let mut versions = versions;
-        versions.sort_by(|a, b| b.version.cmp(&a.version));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.version));
         Some((record, versions))
     }
 }

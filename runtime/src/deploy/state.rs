@@ -148,10 +148,8 @@ impl StateDir {
                 Some(Ok(version)) => !keep.contains(&version),
                 _ => name.starts_with(STAGING),
             };
-            if stale {
-                if let Err(e) = fs::remove_dir_all(entry.path()) {
-                    tracing::warn!(app = %app, dir = %entry.path().display(), error = %e, "cannot remove an old version");
-                }
+            if stale && let Err(e) = fs::remove_dir_all(entry.path()) {
+                tracing::warn!(app = %app, dir = %entry.path().display(), error = %e, "cannot remove an old version");
             }
         }
     }
@@ -181,10 +179,10 @@ impl StateDir {
                 let _ = fs::remove_dir_all(entry.path());
                 continue;
             }
-            if let Ok(id) = FunctionId::try_from(name) {
-                if entry.path().join(RECORD).is_file() {
-                    ids.push(id);
-                }
+            if let Ok(id) = FunctionId::try_from(name)
+                && entry.path().join(RECORD).is_file()
+            {
+                ids.push(id);
             }
         }
         ids.sort();

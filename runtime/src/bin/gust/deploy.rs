@@ -108,8 +108,8 @@ pub fn apps(admin: &str, token: Option<String>, json: bool) -> anyhow::Result<()
         return Ok(());
     }
     println!(
-        "{:<20} {:>7} {:<8} {:<20} {:>9} {:<20} {}",
-        "APP", "VERSION", "SERVING", "DEPLOYED AT", "FUNCTIONS", "BY", "HOSTS"
+        "{:<20} {:>7} {:<8} {:<20} {:>9} {:<20} HOSTS",
+        "APP", "VERSION", "SERVING", "DEPLOYED AT", "FUNCTIONS", "BY"
     );
     for app in apps {
         println!(
