@@ -151,13 +151,35 @@ impl CompileCache {
             .map(|dir| dir.join(format!("{key}.cwasm")))
     }
 
+    /// The engine's compatibility hash, in hex: part of every key.
+    pub fn engine_hash(&self) -> String {
+        hex(&self.engine_hash)
+    }
+
+    /// Whether the artifact of `key` is in the cache (not yet verified).
+    pub fn contains(&self, key: &str) -> bool {
+        self.path(key).is_some_and(|path| path.is_file())
+    }
+
     /// The compiled component for `bytes`: from the cache when a verified
     /// artifact is there, else compiled (and stored).
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> anyhow::Result<(Component, CacheOutcome)> {
         let key = self.key(bytes);
-        let Some(path) = self.path(&key) else {
+        self.load_keyed(engine, &key, || Ok(bytes.into()))
+    }
+
+    /// [`CompileCache::load`] of the component whose key is `key`, known
+    /// beforehand (a lazy load): `bytes` is read only when the artifact
+    /// is not in the cache (or is damaged) and must be compiled.
+    pub fn load_keyed<'b>(
+        &self,
+        engine: &Engine,
+        key: &str,
+        bytes: impl FnOnce() -> anyhow::Result<std::borrow::Cow<'b, [u8]>>,
+    ) -> anyhow::Result<(Component, CacheOutcome)> {
+        let Some(path) = self.path(key) else {
             self.stats.compiled.fetch_add(1, Ordering::Relaxed);
-            return Ok((Component::new(engine, bytes)?, CacheOutcome::Uncached));
+            return Ok((Component::new(engine, bytes()?)?, CacheOutcome::Uncached));
         };
         let mut outcome = CacheOutcome::Miss;
         match std::fs::read(&path) {
@@ -190,8 +212,9 @@ impl CompileCache {
             self.stats.rebuilt.fetch_add(1, Ordering::Relaxed);
             let _ = std::fs::remove_file(&path);
         }
+        let bytes = bytes()?;
         self.stats.compiled.fetch_add(1, Ordering::Relaxed);
-        let component = Component::new(engine, bytes)?;
+        let component = Component::new(engine, &bytes)?;
         match component.serialize() {
             Ok(artifact) => {
                 if let Err(e) = store(&path, &artifact) {

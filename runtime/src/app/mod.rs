@@ -1,16 +1,13 @@
-//! A loaded application: every function compiled and pre-instantiated, and
-//! the route table that leads to them.
+//! A loaded application: every function compiled, checked and (eagerly or
+//! on its first request, see `lazy`) pre-instantiated, and the route table
+//! that leads to them.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use wasmtime::component::Component;
 
-use crate::cache::{CacheLocation, CompileCache};
+use crate::cache::CacheLocation;
 use crate::call::Kind;
 use crate::engine::GustEngine;
 use crate::function::Function;
@@ -18,10 +15,15 @@ use crate::headers;
 use crate::host::capability::AppCaps;
 use crate::manifest::{AppSpec, FunctionId, HostPattern, RuntimeSpec};
 
+mod index;
+pub(crate) mod lazy;
+mod load;
 mod registry;
 use crate::metering::{InvocationRecord, RecordSink};
 use crate::router::{Router, Segment};
 use http::{HeaderName, HeaderValue};
+pub use lazy::LoadMode;
+use load::Caches;
 pub use registry::{Apps, HostConflict};
 
 /// An [`App`] that may have been dropped: once every request on a
@@ -102,142 +104,29 @@ pub struct LoadReport {
     pub functions: usize,
     /// Distinct components among them.
     pub components: usize,
-    /// Components taken from the compile cache.
+    /// Components taken from the compile cache (for a lazy load: found
+    /// there, compiled and checked before, and not loaded).
     pub cache_hits: u64,
     /// Components compiled.
     pub compiled: u64,
     /// Damaged cache files discarded and rebuilt.
     pub rebuilt: u64,
+    /// Functions resident (pre-instantiated) after the load: all of them
+    /// for an eager load, none for a lazy one (see [`LoadMode`]).
+    pub resident: usize,
     /// Wall time of the whole load.
     pub elapsed: Duration,
 }
 
-/// One distinct component to compile: its bytes, which `wasi:http` it
-/// exports (so which engine it is for) and the functions that use it.
-struct Job {
-    bytes: Cow<'static, [u8]>,
-    kind: Kind,
-    users: Vec<usize>,
-}
-
-/// The compile cache of each engine flavour, the p3 one made on first use.
-struct Caches<'a> {
-    engine: &'a GustEngine,
-    location: &'a CacheLocation,
-    p2: CompileCache,
-    p3: Option<CompileCache>,
-}
-
-impl<'a> Caches<'a> {
-    fn new(engine: &'a GustEngine, location: &'a CacheLocation) -> Self {
-        Caches {
-            engine,
-            location,
-            p2: CompileCache::new(engine.engine(), location),
-            p3: None,
-        }
-    }
-
-    fn get_or_make(&mut self, kind: Kind) -> anyhow::Result<&CompileCache> {
-        Ok(match kind {
-            Kind::P2 => &self.p2,
-            Kind::P3 => match &mut self.p3 {
-                Some(cache) => cache,
-                slot => slot.insert(CompileCache::new(
-                    self.engine.engine_for(Kind::P3)?,
-                    self.location,
-                )),
-            },
-        })
-    }
-
-    fn get(&self, kind: Kind) -> &CompileCache {
-        match (kind, &self.p3) {
-            (Kind::P3, Some(cache)) => cache,
-            _ => &self.p2,
-        }
-    }
-
-    /// Hits, compiles and rebuilds of both caches.
-    fn totals(&self) -> (u64, u64, u64) {
-        [Some(&self.p2), self.p3.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let s = c.stats();
-                (
-                    s.hits.load(Ordering::Relaxed),
-                    s.compiled.load(Ordering::Relaxed),
-                    s.rebuilt.load(Ordering::Relaxed),
-                )
-            })
-            .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
-    }
-}
-
-/// Compiles (or loads from the cache) each job's component, spreading the
-/// jobs over the available cores. Results are in job order.
-fn compile_all(
-    engine: &GustEngine,
-    caches: &Caches<'_>,
-    spec: &AppSpec,
-    jobs: &[Job],
-) -> anyhow::Result<Vec<Component>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len().max(1));
-    let next = AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<anyhow::Result<Component>>>> =
-        jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(Job { bytes, kind, users }) = jobs.get(i) else {
-                        break;
-                    };
-                    let id = &spec.functions[users[0]].id;
-                    let started = Instant::now();
-                    let result = engine
-                        .engine_for(*kind)
-                        .and_then(|wasmtime| caches.get(*kind).load(wasmtime, bytes))
-                        .map(|(component, outcome)| {
-                            tracing::info!(
-                                function = %id,
-                                wasi_http = kind.as_str(),
-                                bytes = bytes.len(),
-                                ?outcome,
-                                ms = started.elapsed().as_millis() as u64,
-                                "component ready"
-                            );
-                            component
-                        })
-                        .with_context(|| format!("compiling the component of `{id}`"));
-                    if let Ok(mut slot) = results[i].lock() {
-                        *slot = Some(result);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(anyhow::anyhow!("a compile worker panicked")))
-        })
-        .collect()
-}
-
 impl App {
-    /// Compiles (or takes from the operator's compile cache `cache`) and
-    /// pre-instantiates every function of `spec`. All the work that can
-    /// happen before a request arrives happens here: components with
-    /// identical bytes are compiled once, distinct ones in parallel on
-    /// every core.
+    /// Compiles (or takes from the operator's compile cache `cache`),
+    /// links and type-checks every function of `spec`, and pre-instantiates
+    /// them now or on each one's first request, as the engine's
+    /// [`LoadMode`] says for an app of this size. Either way every check
+    /// happens before the app serves: components with identical bytes are
+    /// compiled once, distinct ones in parallel on every core; a lazy load
+    /// keeps none of them in memory and skips the files the load index
+    /// knows were checked before.
     ///
     /// Capabilities get the operator's default settings (embedded stores
     /// and containers under gust's data directory, no secrets); see
@@ -258,77 +147,42 @@ impl App {
         runtime: &RuntimeSpec,
     ) -> anyhow::Result<App> {
         let started = Instant::now();
-        let cache = &runtime.cache;
         let settings = &runtime.capabilities;
         App::check_capabilities(&spec, runtime)?;
-        let mut caches = Caches::new(engine, cache);
+        let caches = Caches::new(engine, &runtime.cache);
+        let lazy = engine.load_mode().is_lazy(spec.functions.len());
         tracing::info!(
             functions = spec.functions.len(),
-            cache = ?cache.dir(),
+            cache = ?runtime.cache.dir(),
+            lazy,
             "loading functions"
         );
-
-        // Read every component, find which engine it is for, and group
-        // functions by cache key.
-        let mut unique: HashMap<String, Job> = HashMap::new();
-        for (i, f) in spec.functions.iter().enumerate() {
-            let bytes = f
-                .source
-                .read()
-                .with_context(|| format!("reading the component of `{}`", f.id))?;
-            let kind = Kind::detect(&bytes);
-            let key = caches
-                .get_or_make(kind)
-                .with_context(|| format!("loading `{}`", f.id))?
-                .key(&bytes);
-            unique
-                .entry(key)
-                .or_insert_with(|| Job {
-                    bytes,
-                    kind,
-                    users: Vec::new(),
-                })
-                .users
-                .push(i);
-        }
-        let jobs: Vec<Job> = unique.into_values().collect();
-        let compiled = compile_all(engine, &caches, &spec, &jobs)?;
-
-        let mut components: Vec<Option<(Component, Kind)>> = vec![None; spec.functions.len()];
-        for (job, component) in jobs.iter().zip(compiled) {
-            for &i in &job.users {
-                components[i] = Some((component.clone(), job.kind));
-            }
-        }
+        let components = if lazy {
+            load::lazy(engine, &caches, &spec)?
+        } else {
+            load::eager(engine, &caches, &spec)?
+        };
         let caps =
             Arc::new(AppCaps::open(&spec, settings).context("opening the app's capabilities")?);
-        let functions = spec
+        let functions: Vec<Function> = spec
             .functions
             .iter()
-            .zip(components)
-            .map(|(f, component)| {
-                let (component, kind) = component.context("every function has a component")?;
-                Function::new(
-                    engine,
-                    engine.linker(kind)?,
-                    &spec.name,
-                    caps.clone(),
-                    f,
-                    &component,
-                )
+            .zip(components.per_function)
+            .map(|(f, (kind, component))| {
+                Function::new(engine, &spec.name, caps.clone(), f, kind, component)
             })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        for function in &functions {
-            tracing::debug!(function = %function.id(), wasi_http = function.kind().as_str(), "function ready");
-        }
+            .collect();
+        // Only after every function linked: the index vouches for that.
+        caches.index.save();
 
         let (cache_hits, compiled, rebuilt) = caches.totals();
         let report = LoadReport {
             functions: functions.len(),
-            components: jobs.len(),
-            cache_hits,
+            components: components.distinct,
+            cache_hits: cache_hits + components.indexed,
             compiled,
             rebuilt,
+            resident: functions.iter().filter(|f| f.is_resident()).count(),
             elapsed: started.elapsed(),
         };
         tracing::info!(
@@ -337,6 +191,7 @@ impl App {
             cache_hits = report.cache_hits,
             compiled = report.compiled,
             rebuilt = report.rebuilt,
+            resident = report.resident,
             routes = spec.router.routes().len(),
             p3 = functions.iter().filter(|f| f.kind() == Kind::P3).count(),
             pooling = engine.is_pooling(),

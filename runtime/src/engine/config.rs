@@ -7,6 +7,7 @@ use std::time::Duration;
 use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 const DEFAULT_KEEP_RESIDENT: usize = 16 << 20;
+const DEFAULT_EAGER_UP_TO: usize = 100;
 
 /// Linux 6.7 and later have the `PAGEMAP_SCAN` ioctl.
 fn pagemap_scan_supported() -> bool {
@@ -39,6 +40,7 @@ pub struct EngineConfig {
     pub(crate) epoch_tick: Duration,
     time_slice: Duration,
     pub(crate) wasm_backtraces: bool,
+    pub(crate) load_mode: crate::app::LoadMode,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,9 @@ impl Default for EngineConfig {
             epoch_tick: Duration::from_millis(1),
             time_slice: settings.time_slice,
             wasm_backtraces: std::env::var_os("GUST_WASM_BACKTRACE").is_some_and(|v| v == "1"),
+            load_mode: crate::app::LoadMode::Auto {
+                eager_up_to: DEFAULT_EAGER_UP_TO,
+            },
         }
     }
 }
@@ -174,6 +179,24 @@ impl EngineConfig {
     /// production.
     pub fn wasm_backtraces(mut self, on: bool) -> Self {
         self.wasm_backtraces = on;
+        self
+    }
+
+    /// When apps loaded on this engine make their functions resident (see
+    /// `App::load`). Default: [`LoadMode::Auto`] with `eager_up_to` 100:
+    /// an app of up to 100 functions has every one pre-instantiated before
+    /// it serves (~0.55 MB each for a Rust hello, none of its requests
+    /// waits for a load); a larger one loads each function on its first
+    /// request (~1-2 ms more for that request, from the compile cache), so
+    /// that idle functions cost ~2 KB instead (benches README, section 18).
+    /// A node holding many tenants' small apps should choose
+    /// [`LoadMode::Lazy`]: the choice is per app, not per node.
+    ///
+    /// [`LoadMode`]: crate::app::LoadMode
+    /// [`LoadMode::Auto`]: crate::app::LoadMode::Auto
+    /// [`LoadMode::Lazy`]: crate::app::LoadMode::Lazy
+    pub fn load_mode(mut self, mode: crate::app::LoadMode) -> Self {
+        self.load_mode = mode;
         self
     }
 

@@ -213,6 +213,11 @@ impl GustEngine {
         self.flavour(kind)?.linker()
     }
 
+    /// When apps loaded on this engine make their functions resident.
+    pub fn load_mode(&self) -> crate::app::LoadMode {
+        self.inner.config.load_mode
+    }
+
     /// The epoch tick.
     pub fn epoch_tick(&self) -> Duration {
         self.inner.config.epoch_tick
@@ -222,6 +227,15 @@ impl GustEngine {
     /// [`EngineConfig::time_slice`]).
     pub(crate) fn slice_ticks(&self) -> u32 {
         self.inner.slice_ticks
+    }
+
+    /// The pooling allocator's slots in use, per engine built so far (the
+    /// WASIp3 one only once built); none for an engine allocating on demand.
+    pub(crate) fn pool_metrics(&self) -> Vec<(Kind, wasmtime::PoolingAllocatorMetrics)> {
+        std::iter::once(&self.inner.p2)
+            .chain(self.inner.p3.get())
+            .filter_map(|f| Some((f.kind, f.engine.pooling_allocator_metrics()?)))
+            .collect()
     }
 }
 

@@ -34,7 +34,7 @@ use wasmtime::{AsContext as _, CallHook, PoolConcurrencyLimitError, Store, Trap,
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Refused;
-use crate::function::Function;
+use crate::function::{Function, Ready};
 use crate::gate;
 use crate::host::{HostState, IoMeter};
 use crate::metering::{InvocationRecord, Outcome, RecordSink};
@@ -60,6 +60,8 @@ pub(crate) enum NotStarted {
 /// An admitted invocation with its store armed, before the guest runs.
 pub(crate) struct Prepared {
     pub(crate) store: Store<HostState>,
+    /// The function's linked component.
+    pub(crate) ready: Arc<Ready>,
     /// The idle instance taken for reuse, if any.
     instance: Option<Instance>,
     /// Requests the reused instance served before.
@@ -103,6 +105,11 @@ impl Function {
     /// Admits an invocation and arms its store. Host body bytes are counted
     /// into `io` (the trigger moves them).
     pub(crate) async fn prepare(&self, io: Arc<IoMeter>) -> Result<Prepared, NotStarted> {
+        // A lazily loaded function's first request loads its component.
+        let ready = self.ready().await.map_err(|e| NotStarted::Failed {
+            outcome: Outcome::Trap,
+            detail: format!("loading the function: {e:#}"),
+        })?;
         // Reserves the whole fuel budget against the quota, so concurrent
         // invocations cannot overshoot it; released if this returns before
         // the invocation runs, settled with the fuel used when it ends.
@@ -139,7 +146,7 @@ impl Function {
             }
             None => {
                 let mut store = Store::new(
-                    self.pre.component().engine(),
+                    ready.pre.component().engine(),
                     HostState::new(io, &self.limits, self.caps.instance(&self.id)),
                 );
                 store.limiter(|state| &mut state.limiter);
@@ -229,6 +236,7 @@ impl Function {
 
         Ok(Prepared {
             store,
+            ready,
             instance,
             uses,
             slot,
@@ -302,6 +310,7 @@ impl Prepared {
     ) -> JoinHandle<Ended> {
         let Prepared {
             mut store,
+            ready,
             instance,
             uses,
             slot,
@@ -311,7 +320,7 @@ impl Prepared {
             metering,
             ..
         } = self;
-        let pre = function.pre.clone();
+        let pre = ready.pre.clone();
         let gate = function.gate.clone();
         let pool = function.warm.clone();
         tokio::spawn(async move {

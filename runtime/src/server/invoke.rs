@@ -248,12 +248,12 @@ impl Function {
             seen.status.store(code, Ordering::Relaxed);
             let _ = tx.send(answer);
         });
-        let call = match Call::new(self.http.kind(), &mut prepared.store, request, respond) {
+        let exports = prepared.ready.http.clone();
+        let call = match Call::new(exports.kind(), &mut prepared.store, request, respond) {
             Ok(call) => call,
             Err(e) => return Invoked::BadRequest(e),
         };
         let cancel = completion.cancel.clone();
-        let exports = self.http.clone();
         let task = prepared.spawn(
             self,
             completion.clone(),
