@@ -420,3 +420,57 @@ async fn the_service_answers_as_a_tower_service_with_any_body() {
     let Ok(response) = service.call(request).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_1_0_upstream_does_not_end_the_clients_keep_alive() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    // An upstream that answers every request in HTTP/1.0 and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = stream
+                    .write_all(b"HTTP/1.0 200 OK\r\ncontent-length: 3\r\n\r\nold")
+                    .await;
+            });
+        }
+    });
+    let proxy = start_proxy(gust(), &format!("http://{upstream_addr}")).await;
+
+    // Two requests on one HTTP/1.1 connection to the proxy.
+    let stream = timeout(BOUND, TcpStream::connect(proxy.addr))
+        .await
+        .expect("connect timed out")
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    for _ in 0..2 {
+        let request = Request::get("/old")
+            .header("host", "www.test")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        timeout(BOUND, sender.ready())
+            .await
+            .expect("connection not ready in time")
+            .expect("the proxy kept the connection open");
+        let response = timeout(BOUND, sender.send_request(request))
+            .await
+            .expect("no response head in time")
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_11);
+        assert_eq!(text(response).await, "old");
+    }
+}

@@ -2,11 +2,12 @@
 //! hosts or path prefixes, every other request is forwarded to an upstream.
 //!
 //! ```text
-//! cargo run -p gust-runtime --example proxy -- guest-examples/gateway/gust.toml \
-//!     --upstream http://127.0.0.1:9000 --host functions.localhost --path /hello
-//! curl localhost:8080/hello                              # gust
-//! curl -H 'host: functions.localhost' localhost:8080/x   # gust
-//! curl localhost:8080/anything/else                      # the upstream
+//! (cd guest-examples && cargo build --release --target wasm32-wasip2)
+//! cargo run -p gust-runtime --example proxy -- guest-examples/counter/gust.toml \
+//!     --upstream http://127.0.0.1:9000 --path /counter --host functions.localhost
+//! curl -X POST localhost:8080/counter/visits                    # gust
+//! curl -H 'host: functions.localhost' localhost:8080/counter/x  # gust
+//! curl localhost:8080/anything/else                             # the upstream
 //! ```
 //!
 //! The proxy is hyper 1 with hyper-util's client and server: the request

@@ -152,6 +152,7 @@ impl Proxy {
         peer: SocketAddr,
     ) -> Result<Response<ProxyBody>, (StatusCode, String)> {
         let original_host = host(&request);
+        let client_version = request.version();
         let (mut parts, body) = request.into_parts();
         let (scheme, authority) = &self.upstream;
         parts.uri = Uri::builder()
@@ -195,6 +196,9 @@ impl Proxy {
         };
         let (mut parts, body) = response.into_parts();
         remove_hop_by_hop(&mut parts.headers);
+        // The client's version, not the upstream's: an HTTP/1.0 upstream
+        // must not turn keep-alive off for an HTTP/1.1 client.
+        parts.version = client_version;
         Ok(Response::from_parts(
             parts,
             body.map_err(BoxError::from).boxed_unsync(),
