@@ -195,6 +195,9 @@ pub fn load_json(report: &LoadReport) -> serde_json::Value {
     })
 }
 
+/// An app's current version loaded from the state directory.
+type Restored = Result<(u64, App), DeployError>;
+
 /// What [`Deployer::restore`] did.
 #[derive(Debug, Default)]
 pub struct RestoreReport {
@@ -577,20 +580,19 @@ impl Deployer {
                 return report;
             }
         };
-        for app in ids {
-            let restored = state
-                .record(&app)
-                .map_err(DeployError::internal)
-                .and_then(|r| r.ok_or(DeployError::NotFound))
-                .and_then(|record| {
-                    let loaded = self.load_dir(&app, &state.bundle_dir(&app, record.current))?;
-                    let load = loaded.load_report().clone();
-                    self.inner
-                        .apps
-                        .insert(loaded)
-                        .map_err(DeployError::Conflict)?;
-                    Ok((record.current, load))
-                });
+        // Apps load side by side (each also compiles its own components
+        // in parallel); they are inserted afterwards in id order, so which
+        // of two apps claiming one host wins does not depend on timing.
+        let loaded = self.load_all(&ids);
+        for (app, loaded) in ids.into_iter().zip(loaded) {
+            let restored = loaded.and_then(|(version, loaded)| {
+                let load = loaded.load_report().clone();
+                self.inner
+                    .apps
+                    .insert(loaded)
+                    .map_err(DeployError::Conflict)?;
+                Ok((version, load))
+            });
             match restored {
                 Ok((version, load)) => {
                     tracing::info!(
@@ -618,6 +620,48 @@ impl Deployer {
             "apps restored from the state directory"
         );
         report
+    }
+
+    /// The current version of each of `ids`, loaded on every core; in the
+    /// order of `ids`.
+    fn load_all(&self, ids: &[FunctionId]) -> Vec<Restored> {
+        let state = &self.inner.state;
+        let load = |app: &FunctionId| {
+            let record = state
+                .record(app)
+                .map_err(DeployError::internal)?
+                .ok_or(DeployError::NotFound)?;
+            let loaded = self.load_dir(app, &state.bundle_dir(app, record.current))?;
+            Ok((record.current, loaded))
+        };
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(ids.len());
+        if workers <= 1 {
+            return ids.iter().map(load).collect();
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let slots: Vec<Mutex<Option<Restored>>> = ids.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(app) = ids.get(i) else { break };
+                        let result = load(app);
+                        *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+                    }
+                });
+            }
+        });
+        slots
+            .into_iter()
+            .map(|slot| {
+                slot.into_inner()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .unwrap_or_else(|| Err(DeployError::internal("a restore worker panicked")))
+            })
+            .collect()
     }
 
     /// The apps kept in the state directory (serving or not).
