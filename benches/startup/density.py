@@ -65,29 +65,41 @@ def kib(field, text):
 
 
 def memory(pid):
-    """RSS and where it is, in MiB."""
+    """RSS and where it is, in MiB. Anonymous mappings are told apart by
+    shape: executable ones hold compiled code (a deserialized artifact's
+    text), read-only ones the rest of an artifact, those of a GiB or more
+    of address space the pooling allocator's instance slots, the others
+    (and [heap]) the allocator's heap and thread stacks."""
     status = open(f"/proc/{pid}/status").read()
     rollup = open(f"/proc/{pid}/smaps_rollup").read()
-    by = {"heap+anon": 0, "gust binary": 0, "other files": 0, "stack/vdso": 0}
+    by = {"code": 0, "artifact data": 0, "instance pool": 0, "heap": 0,
+          "gust binary": 0, "other files": 0}
     exe = os.readlink(f"/proc/{pid}/exe")
-    name = None
-    anon_mappings = 0
+    name = perm = size = None
     for line in open(f"/proc/{pid}/smaps"):
-        head = re.match(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$", line)
+        head = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$", line)
         if head:
-            name = head.group(1).strip()
+            size = int(head.group(2), 16) - int(head.group(1), 16)
+            perm, name = head.group(3), head.group(4).strip()
             continue
-        if line.startswith("Rss:"):
-            rss = int(line.split()[1])
-            if name == exe:
-                by["gust binary"] += rss
-            elif name in ("", "[heap]") or name.startswith("[anon"):
-                by["heap+anon"] += rss
-                anon_mappings += 1 if rss else 0
-            elif name.startswith("["):
-                by["stack/vdso"] += rss
+        if not line.startswith("Rss:"):
+            continue
+        rss = int(line.split()[1])
+        if name == exe:
+            by["gust binary"] += rss
+        elif name == "" or name.startswith("[anon"):
+            if "x" in perm:
+                by["code"] += rss
+            elif perm.startswith("r-"):
+                by["artifact data"] += rss
+            elif size >= 1 << 30:
+                by["instance pool"] += rss
             else:
-                by["other files"] += rss
+                by["heap"] += rss
+        elif name in ("[heap]", "[stack]"):
+            by["heap"] += rss
+        elif not name.startswith("["):
+            by["other files"] += rss
     out = {
         "rss_mib": kib("VmRSS", status) / 1024,
         "hwm_mib": kib("VmHWM", status) / 1024,
@@ -208,20 +220,24 @@ def main():
                   f"{r['idle']['rss_mib']:.0f} MiB, first request max "
                   f"{max(r['first_ms']):.2f} ms", file=sys.stderr)
 
-    header = ["label", "functions", "run", "serving_s", "idle_rss_mib", "idle_anon_mib",
-              "idle_binary_mib", "idle_page_tables_mib", "virt_gib", "first_p50_ms",
-              "first_max_ms", "second_p50_ms", "second_max_ms", "rss_after_mib",
+    header = ["label", "functions", "run", "serving_s", "idle_rss_mib", "idle_heap_mib",
+              "idle_code_mib", "idle_binary_mib", "page_tables_mib", "virt_gib",
+              "first_p50_ms", "first_max_ms", "second_p50_ms", "second_max_ms",
+              "rss_after_mib", "after_heap_mib", "after_code+data_mib", "after_pool_mib",
               "requests"]
     table = []
     for r in rows:
         table.append([
             r["label"], r["functions"], r["run"], round(r["serving_s"], 3),
-            round(r["idle"]["rss_mib"], 1), round(r["idle"]["rss_heap+anon_mib"], 1),
+            round(r["idle"]["rss_mib"], 1), round(r["idle"]["rss_heap_mib"], 1),
+            round(r["idle"]["rss_code_mib"] + r["idle"]["rss_artifact data_mib"], 1),
             round(r["idle"]["rss_gust binary_mib"], 1),
             round(r["idle"]["page_tables_mib"], 1), round(r["idle"]["virt_gib"], 1),
             round(statistics.median(r["first_ms"]), 2), round(max(r["first_ms"]), 2),
             round(statistics.median(r["second_ms"]), 2), round(max(r["second_ms"]), 2),
-            round(r["after"]["rss_mib"], 1), len(r["first_ms"]),
+            round(r["after"]["rss_mib"], 1), round(r["after"]["rss_heap_mib"], 1),
+            round(r["after"]["rss_code_mib"] + r["after"]["rss_artifact data_mib"], 1),
+            round(r["after"]["rss_instance pool_mib"], 1), len(r["first_ms"]),
         ])
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table)]
     for line in [header] + table:

@@ -217,3 +217,34 @@ fn auto_mode_is_eager_for_small_apps_and_lazy_for_large_ones() {
     let app = App::load(&auto, spec(&files), &cache(dir.path())).unwrap();
     assert_eq!(app.load_report().resident, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_resident_functions_the_least_recently_used_is_unloaded_and_loads_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..3)
+        .map(|i| write(dir.path(), &format!("{i}.wasm"), &distinct(HELLO, 20 + i)))
+        .collect();
+    let config = EngineConfig::default()
+        .pooling(false)
+        .load_mode(LoadMode::Lazy)
+        .max_resident_functions(2);
+    let engine = GustEngine::new(&config).unwrap();
+    let app = App::load(&engine, spec(&files), &cache(dir.path())).unwrap();
+    let addr = serve(app.clone()).await;
+    let resident = || -> Vec<bool> { app.functions().iter().map(|f| f.is_resident()).collect() };
+    let hello = (200, "Hello from gust!\n".to_owned());
+
+    assert_eq!(get(addr, "/f0").await, hello);
+    assert_eq!(get(addr, "/f1").await, hello);
+    assert_eq!(resident(), [true, true, false]);
+    assert_eq!(get(addr, "/f0").await, hello);
+    assert_eq!(get(addr, "/f2").await, hello);
+    let now = resident();
+    assert_eq!(now.iter().filter(|r| **r).count(), 2, "{now:?}");
+    assert!(now[2], "{now:?}");
+    // Whatever was unloaded answers again.
+    for path in ["/f0", "/f1", "/f2"] {
+        assert_eq!(get(addr, path).await, hello);
+    }
+    assert_eq!(resident().iter().filter(|r| **r).count(), 2);
+}

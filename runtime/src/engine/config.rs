@@ -8,6 +8,7 @@ use wasmtime::{Config, Enabled, InstanceAllocationStrategy, PoolingAllocationCon
 
 const DEFAULT_KEEP_RESIDENT: usize = 16 << 20;
 const DEFAULT_EAGER_UP_TO: usize = 100;
+const DEFAULT_MAX_RESIDENT: usize = 1000;
 
 /// Linux 6.7 and later have the `PAGEMAP_SCAN` ioctl.
 fn pagemap_scan_supported() -> bool {
@@ -41,6 +42,7 @@ pub struct EngineConfig {
     time_slice: Duration,
     pub(crate) wasm_backtraces: bool,
     pub(crate) load_mode: crate::app::LoadMode,
+    pub(crate) max_resident_functions: usize,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +67,7 @@ impl Default for EngineConfig {
             load_mode: crate::app::LoadMode::Auto {
                 eager_up_to: DEFAULT_EAGER_UP_TO,
             },
+            max_resident_functions: DEFAULT_MAX_RESIDENT,
         }
     }
 }
@@ -197,6 +200,17 @@ impl EngineConfig {
     /// [`LoadMode::Lazy`]: crate::app::LoadMode::Lazy
     pub fn load_mode(mut self, mode: crate::app::LoadMode) -> Self {
         self.load_mode = mode;
+        self
+    }
+
+    /// Lazily loaded functions kept resident at once, over every app on
+    /// the engine; loading one more unloads the least recently used (its
+    /// next request loads it again from the compile cache). Default: 1000,
+    /// about 550 MB of Rust hellos (components grow with their code: a
+    /// Python or JavaScript one holds tens of MB). Eagerly loaded
+    /// functions are always resident and not counted.
+    pub fn max_resident_functions(mut self, n: usize) -> Self {
+        self.max_resident_functions = n.max(1);
         self
     }
 

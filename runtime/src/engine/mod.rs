@@ -94,6 +94,8 @@ struct Inner {
     p3_building: Mutex<()>,
     slice_ticks: u32,
     gate: Arc<Gate>,
+    /// The lazily loaded functions resident, shared by every app.
+    residency: Arc<crate::app::lazy::Residency>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -145,6 +147,9 @@ impl GustEngine {
                 p3_building: Mutex::new(()),
                 slice_ticks: config.slice_ticks(),
                 gate: Arc::new(Gate::new(running)),
+                residency: Arc::new(crate::app::lazy::Residency::new(
+                    config.max_resident_functions,
+                )),
                 stop,
                 ticker: Some(ticker),
             }),
@@ -216,6 +221,12 @@ impl GustEngine {
     /// When apps loaded on this engine make their functions resident.
     pub fn load_mode(&self) -> crate::app::LoadMode {
         self.inner.config.load_mode
+    }
+
+    /// The lazily loaded functions resident (see
+    /// [`EngineConfig::max_resident_functions`]).
+    pub(crate) fn residency(&self) -> &Arc<crate::app::lazy::Residency> {
+        &self.inner.residency
     }
 
     /// The epoch tick.
