@@ -39,7 +39,8 @@ pub type ResponseFuture =
 /// axum's `Body`, `Full`, ...); the request needs an authority (an absolute
 /// URI or a `Host` header), else 400. It is always ready: overload is
 /// answered per request (503 from admission), not by back-pressure in
-/// `poll_ready`.
+/// `poll_ready`. One app or several: wrap [`Server::new`] or
+/// [`Server::with_apps`] (apps routed by host).
 ///
 /// Served by hyper on a listener of the embedder's:
 ///
