@@ -3,7 +3,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /v1/apps` | the apps the token may see: version, hosts, functions, deployed at, by whom |
-//! | `PUT /v1/apps/{app}` | body: a tar or tar.gz bundle; the new version serves when this answers 200 (201 for a new app) with its version, functions, routes, hosts and load report. 400 (bundle), 413 (too large), 422 (manifest, every problem; or the app does not load), 409 (a host another app claims): nothing changed |
+//! | `PUT /v1/apps/{app}` | body: a tar or tar.gz bundle; the new version serves when this answers 200 (201 for a new app) with its version, functions, routes, hosts and load report. 400 (bundle), 413 (too large), 408 (upload too slow), 422 (manifest, every problem; or the app does not load), 409 (a host another app claims): nothing changed |
 //! | `GET /v1/apps/{app}` | versions kept, functions, routes, hosts, deployed at, by whom |
 //! | `DELETE /v1/apps/{app}` | 204; the app stops serving and its versions are forgotten |
 //! | `POST /v1/apps/{app}/rollback` | the previous kept version serves again (409 if none) |
@@ -26,6 +26,9 @@ use super::{Admin, DeployApi, Reply, json, method_not_allowed};
 use crate::deploy::audit::AuditEntry;
 use crate::deploy::{DeployError, describe};
 use crate::manifest::FunctionId;
+
+/// Time allowed for a bundle's upload (408 past it). Default: 5 min.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Log lines answered when the query names no `limit`.
 const DEFAULT_LOG_LIMIT: usize = 100;
@@ -232,9 +235,22 @@ where
     };
     let limited =
         http_body_util::Limited::new(req.into_body(), usize::try_from(max).unwrap_or(usize::MAX));
-    let body = match limited.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) => {
+    let collected = tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await;
+    let body = match collected {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Err(_) => {
+            let message = format!(
+                "the bundle did not arrive within {}s",
+                BODY_READ_TIMEOUT.as_secs()
+            );
+            let reply = json(
+                StatusCode::REQUEST_TIMEOUT,
+                serde_json::json!({ "error": message }),
+            );
+            audit(&reply, None, Some(message));
+            return reply;
+        }
+        Ok(Err(e)) => {
             let too_large = e.is::<http_body_util::LengthLimitError>();
             let (status, message) = if too_large {
                 (

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Method, StatusCode, header};
 use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
@@ -34,6 +34,9 @@ use crate::deploy::tokens::{FailureLimiter, Tokens};
 use crate::ledger::Ledger;
 use crate::logs::LogBook;
 use crate::telemetry::metrics::{Metrics, Sources};
+
+/// Time allowed for an admin request's head (HTTP/1.1). Default: 10 s.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// An admin response.
 pub(crate) type Reply = hyper::Response<Full<Bytes>>;
@@ -118,7 +121,14 @@ impl Admin {
                         async move { Ok::<_, Infallible>(handle(admin, peer.ip(), req).await) }
                     });
                     tokio::spawn(async move {
-                        let _ = auto::Builder::new(TokioExecutor::new())
+                        let mut builder = auto::Builder::new(TokioExecutor::new());
+                        // A client that never finishes its head does not
+                        // hold a connection open forever.
+                        builder
+                            .http1()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEADER_READ_TIMEOUT);
+                        let _ = builder
                             .serve_connection(TokioIo::new(stream), service)
                             .await;
                     });
