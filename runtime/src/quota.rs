@@ -19,6 +19,12 @@
 //! with `Retry-After`: the seconds left in the window, or (when only
 //! invocations in flight stand in the way) at most the hint the caller
 //! passes, e.g. the function's timeout.
+//!
+//! A new version of an app continues its functions' quotas: when it
+//! replaces the old one (same function id, same quota), the old quota hands
+//! its window over ([`Quota::hand_over`]) and from then on both count into
+//! the new one, invocations still in flight on the old version included.
+//! Redeploying does not reset a quota.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +37,9 @@ pub struct Quota {
     limit: u64,
     window: Duration,
     state: Mutex<Window>,
+    /// The quota of the version that replaced this one: set once, under
+    /// `state`'s lock, and then the one that counts.
+    successor: std::sync::OnceLock<Arc<Quota>>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +70,46 @@ impl Quota {
             limit: decl.fuel,
             window: decl.window.max(Duration::from_millis(1)),
             state: Mutex::new(Window::default()),
+            successor: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Hands this quota's window (fuel used, reservations in flight) over
+    /// to `next`, the same function's quota in the version replacing this
+    /// one, which counts for both from now on. Nothing happens when the
+    /// quotas differ (a changed quota starts afresh) or this one was
+    /// handed over already.
+    pub fn hand_over(self: &Arc<Self>, next: &Arc<Quota>) {
+        if self.limit != next.limit || self.window != next.window || Arc::ptr_eq(self, next) {
+            return;
+        }
+        let old = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if self.successor.get().is_some() {
+            return;
+        }
+        {
+            let mut new = next.state.lock().unwrap_or_else(|e| e.into_inner());
+            new.index = old.index;
+            new.used = new.used.saturating_add(old.used);
+            new.reserved = new.reserved.saturating_add(old.reserved);
+        }
+        let _ = self.successor.set(next.clone());
+        drop(old);
+    }
+
+    /// Runs `f` on the window of the quota that counts now (this one, or
+    /// the last it was handed over to), under that window's lock.
+    fn with_live<R>(self: &Arc<Self>, f: impl FnOnce(&Arc<Quota>, &mut Window) -> R) -> R {
+        let mut quota = self.clone();
+        loop {
+            let next = {
+                let mut state = quota.state.lock().unwrap_or_else(|e| e.into_inner());
+                match quota.successor.get() {
+                    Some(next) => next.clone(),
+                    None => return f(&quota, &mut state),
+                }
+            };
+            quota = next;
         }
     }
 
@@ -76,16 +125,16 @@ impl Quota {
         )
     }
 
-    /// The window of `now`, rolled over if its time has come: the fuel used
-    /// starts again at 0, reservations in flight are kept.
-    fn current(&self, now: SystemTime) -> (std::sync::MutexGuard<'_, Window>, Duration) {
+    /// Rolls `state` over to the window of `now` if its time has come (the
+    /// fuel used starts again at 0, reservations in flight are kept);
+    /// returns the time left in that window.
+    fn roll(&self, state: &mut Window, now: SystemTime) -> Duration {
         let (index, rest) = self.index_and_rest(now);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.index != index {
             state.index = index;
             state.used = 0;
         }
-        (state, rest)
+        rest
     }
 
     /// Admits an invocation that may use up to `budget` fuel, reserving it,
@@ -98,33 +147,38 @@ impl Quota {
         budget: u64,
         busy: Duration,
     ) -> Result<Reservation, Duration> {
-        let (mut state, rest) = self.current(now);
-        let fits = |reserved: u64| {
-            let total = state.used.saturating_add(reserved).saturating_add(budget);
-            // A budget over the whole quota runs alone, in a window not
-            // used up: the one overshoot allowed.
-            total <= self.limit || (budget > self.limit && reserved == 0 && state.used < self.limit)
-        };
-        if fits(state.reserved) {
-            state.reserved = state.reserved.saturating_add(budget);
-            return Ok(Reservation {
-                quota: self.clone(),
-                budget,
-                settled: false,
-            });
-        }
-        if state.reserved > 0 && fits(0) {
-            Err(rest.min(busy))
-        } else {
-            Err(rest)
-        }
+        self.with_live(|quota, state| {
+            let rest = quota.roll(state, now);
+            let fits = |reserved: u64| {
+                let total = state.used.saturating_add(reserved).saturating_add(budget);
+                // A budget over the whole quota runs alone, in a window
+                // not used up: the one overshoot allowed.
+                total <= quota.limit
+                    || (budget > quota.limit && reserved == 0 && state.used < quota.limit)
+            };
+            if fits(state.reserved) {
+                state.reserved = state.reserved.saturating_add(budget);
+                return Ok(Reservation {
+                    quota: quota.clone(),
+                    budget,
+                    settled: false,
+                });
+            }
+            if state.reserved > 0 && fits(0) {
+                Err(rest.min(busy))
+            } else {
+                Err(rest)
+            }
+        })
     }
 
     /// Fuel used in the window of `now`, and fuel reserved in flight.
     #[cfg(test)]
-    pub fn usage(&self, now: SystemTime) -> (u64, u64) {
-        let (state, _) = self.current(now);
-        (state.used, state.reserved)
+    pub fn usage(self: &Arc<Self>, now: SystemTime) -> (u64, u64) {
+        self.with_live(|quota, state| {
+            quota.roll(state, now);
+            (state.used, state.reserved)
+        })
     }
 }
 
@@ -132,10 +186,12 @@ impl Reservation {
     /// Ends the invocation: its reservation is replaced by the `fuel` it
     /// used, charged to the window of `now` (the one it ended in).
     pub fn settle(mut self, now: SystemTime, fuel: u64) {
-        let (mut state, _) = self.quota.current(now);
-        state.reserved = state.reserved.saturating_sub(self.budget);
-        state.used = state.used.saturating_add(fuel);
-        drop(state);
+        let budget = self.budget;
+        self.quota.with_live(|quota, state| {
+            quota.roll(state, now);
+            state.reserved = state.reserved.saturating_sub(budget);
+            state.used = state.used.saturating_add(fuel);
+        });
         self.settled = true;
     }
 }
@@ -143,8 +199,10 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.settled {
-            let mut state = self.quota.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.reserved = state.reserved.saturating_sub(self.budget);
+            let budget = self.budget;
+            self.quota.with_live(|_, state| {
+                state.reserved = state.reserved.saturating_sub(budget);
+            });
         }
     }
 }
@@ -238,5 +296,29 @@ mod tests {
             q.reserve(at(601), 500, BUSY).err(),
             Some(Duration::from_secs(59))
         );
+    }
+
+    #[test]
+    fn a_new_version_continues_the_quota_in_flight_included() {
+        let old = quota(100);
+        let in_flight = old.reserve(at(600), 30, BUSY).unwrap();
+        old.reserve(at(600), 40, BUSY).unwrap().settle(at(600), 40);
+        let new = quota(100);
+        old.hand_over(&new);
+        assert_eq!(new.usage(at(601)), (40, 30));
+        // The old version's invocation ends: charged to the new quota.
+        in_flight.settle(at(602), 20);
+        assert_eq!(new.usage(at(602)), (60, 0));
+        // Reserving through the old one counts in the new one too.
+        assert!(old.reserve(at(603), 50, BUSY).is_err());
+        new.reserve(at(603), 40, BUSY).unwrap().settle(at(603), 40);
+        assert_eq!(new.usage(at(603)), (100, 0));
+        // A different quota starts afresh.
+        let changed = Arc::new(Quota::new(QuotaDecl {
+            fuel: 500,
+            window: Duration::from_secs(60),
+        }));
+        new.hand_over(&changed);
+        assert_eq!(changed.usage(at(604)), (0, 0));
     }
 }

@@ -112,3 +112,27 @@ async fn a_sink_added_while_serving_gets_the_records_that_follow() {
     }
     assert_eq!(*seen.lock().unwrap(), vec![id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_does_not_reset_a_quota() {
+    // A hello uses ~17k fuel: the first request runs alone (its budget is
+    // over the quota), the window is then used up.
+    let text = "[functions.hello]\ncomponent = \"{HELLO}\"\nquota = { fuel = 10_000, window = \"1h\" }\n\
+                [[routes]]\npath = \"/x\"\nfunction = \"hello\"\n";
+    let server = TestServer::start(text).await;
+    assert_eq!(server.get("/x").await.status, StatusCode::OK);
+    assert_eq!(server.get("/x").await.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let dir = tempfile::tempdir().unwrap();
+    let load = || {
+        let spec = spec_in(dir.path(), text);
+        App::load(engine(), spec.app, &spec.runtime.cache).unwrap()
+    };
+    server.apps.insert(load()).unwrap();
+    assert_eq!(server.get("/x").await.status, StatusCode::TOO_MANY_REQUESTS);
+    // A changed quota starts afresh.
+    let spec = spec_in(dir.path(), text.replace("10_000", "20_000"));
+    let changed = App::load(engine(), spec.app, &spec.runtime.cache).unwrap();
+    server.apps.insert(changed).unwrap();
+    assert_eq!(server.get("/x").await.status, StatusCode::OK);
+}

@@ -126,6 +126,24 @@ impl Registry {
     }
 }
 
+/// The functions of `new` continue the quotas of the same functions in
+/// `old`, the version it replaces (see [`crate::quota`]).
+fn continue_quotas(old: &App, new: &App) {
+    for function in new.functions() {
+        let Some(quota) = &function.quota else {
+            continue;
+        };
+        if let Some(previous) = old
+            .functions()
+            .iter()
+            .find(|f| f.id() == function.id())
+            .and_then(|f| f.quota.as_ref())
+        {
+            previous.hand_over(quota);
+        }
+    }
+}
+
 impl Apps {
     /// An empty registry.
     pub fn new() -> Apps {
@@ -146,6 +164,9 @@ impl Apps {
     pub fn insert(&self, app: App) -> Result<Option<App>, HostConflict> {
         let mut registry = self.write();
         Self::check(&registry, &app)?;
+        if let Some(old) = registry.apps.get(app.id()) {
+            continue_quotas(old, &app);
+        }
         let replaced = registry.apps.insert(app.id().clone(), app.clone());
         if let Some(old) = &replaced {
             registry.release(old);
