@@ -34,6 +34,7 @@ use crate::deploy::{Deployer, RestoreReport};
 use crate::ledger::Ledger;
 use crate::logs::LogBook;
 use crate::server::{DEFAULT_SHUTDOWN_GRACE, Server};
+use crate::telemetry::metrics::{DeployCounts, Metrics, Sources};
 
 /// What a node is started with besides its deployer.
 #[derive(Clone)]
@@ -66,6 +67,7 @@ pub struct Node {
     admin_addr: SocketAddr,
     deployer: Deployer,
     restored: RestoreReport,
+    metrics: Metrics,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -84,6 +86,7 @@ impl Node {
             let ledger = ledger.clone();
             deployer.on_load(move |app| app.on_invocation(ledger.sink()));
         }
+        let metrics = node_metrics(&deployer, options.ledger.clone())?;
         let restored = deployer.restore().await;
         let server = Server::with_apps(deployer.apps(), runtime.server)
             .shutdown_grace(options.shutdown_grace);
@@ -93,7 +96,9 @@ impl Node {
             .map_err(|e| anyhow::anyhow!("cannot listen on {admin_listen} (admin): {e}"))?;
         let addr = listener.local_addr()?;
         let admin_addr = admin_listener.local_addr()?;
-        let mut admin = Admin::new(options.ledger.clone()).with_deployer(deployer.clone())?;
+        let mut admin = Admin::new(options.ledger.clone())
+            .with_deployer(deployer.clone())?
+            .with_metrics(metrics.clone());
         if let Some(logs) = options.logs.or_else(|| runtime.capabilities.logs.clone()) {
             admin = admin.with_logs(logs);
         }
@@ -117,6 +122,7 @@ impl Node {
             admin_addr,
             deployer,
             restored,
+            metrics,
             stop: Some(stop),
             task: Some(task),
         })
@@ -135,6 +141,12 @@ impl Node {
     /// The node's deployer (its apps: [`Deployer::apps`]).
     pub fn deployer(&self) -> &Deployer {
         &self.deployer
+    }
+
+    /// The node's metrics (`GET /metrics` on the admin listener); attach
+    /// apps loaded outside the deployer to them.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// What restoring the state directory did at start.
@@ -161,4 +173,34 @@ impl Drop for Node {
             let _ = stop.send(());
         }
     }
+}
+
+/// The metrics of every app of `deployer`: those in its registry already
+/// (loaded outside it) now, those it loads through a load hook; with the
+/// engine's pool, the ledger and the deployer's counts.
+fn node_metrics(deployer: &Deployer, ledger: Option<Arc<Ledger>>) -> anyhow::Result<Metrics> {
+    let events = deployer.clone();
+    let metrics = Metrics::new(Sources {
+        apps: deployer.apps(),
+        engine: Some(deployer.engine().clone()),
+        ledger,
+        deploys: Some(Arc::new(move || {
+            (events.events().into_iter())
+                .map(|(app, e)| {
+                    let counts = DeployCounts {
+                        deploys: e.deploys,
+                        failures: e.failures,
+                        rollbacks: e.rollbacks,
+                    };
+                    (app, counts)
+                })
+                .collect()
+        })),
+    });
+    let apps = deployer.apps();
+    for app in apps.ids().iter().filter_map(|id| apps.get(id)) {
+        metrics.attach(app)?;
+    }
+    deployer.on_load(metrics.load_hook());
+    Ok(metrics)
 }

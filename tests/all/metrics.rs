@@ -2,7 +2,8 @@
 //! outcome, admission refusals, fuel, the ledger, scraped over HTTP and
 //! read by the Prometheus project's own parsers (Python's
 //! `prometheus_client`: its strict OpenMetrics parser, and its parser of
-//! the text format 0.0.4), then checked against the usage records.
+//! the text format 0.0.4), then checked against the usage records; and a
+//! node's deploys and rollbacks.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -14,15 +15,16 @@ use bytes::Bytes;
 use gust_runtime::admin::Admin;
 use gust_runtime::manifest::{FunctionId, LedgerLocation, LedgerSettings};
 use gust_runtime::telemetry::metrics::{Metrics, Sources};
-use http::{Request, StatusCode};
+use http::{Method, Request, StatusCode};
 
+use crate::deploy::{TestNode, echo_bundle, hello_bundle};
 use crate::support::manifest::ManifestText;
 use crate::support::servers::in_ci;
 use crate::support::{self, Reply, TestServer, send};
 
 /// App `shop`: `hello`, `trap`, `work` (a 200,000 fuel budget) and `wait`
-/// (never answers: held until its 3 s deadline) with one slot and one
-/// queue place for 1 s.
+/// (never answers: held until its 4 s deadline) with one slot and one
+/// queue place for 2 s.
 fn manifest() -> ManifestText {
     support::manifest()
         .head("name = \"shop\"")
@@ -33,7 +35,7 @@ fn manifest() -> ManifestText {
         .set("fuel = 200000")
         .route("/work")
         .function("wait", "{HOST_WAIT}")
-        .set("timeout = \"3s\"\nconcurrency = 1\nqueue = 1\nqueue_timeout = \"1s\"")
+        .set("timeout = \"4s\"\nconcurrency = 1\nqueue = 1\nqueue_timeout = \"2s\"")
         .route("/wait")
 }
 
@@ -170,17 +172,19 @@ fn requests(samples: &[Sample], function: &str) -> BTreeMap<(String, String), f6
     .collect()
 }
 
-/// Scrapes (in OpenMetrics, parsed) until `done` holds for the samples,
-/// bounded: records reach the sinks just after their responses.
-async fn scrape_until(admin: SocketAddr, done: impl Fn(&[Sample]) -> bool) -> Option<Vec<Sample>> {
-    for _ in 0..500 {
-        let samples = parse(&scrape(admin, true).await.text(), true)?;
-        if done(&samples) {
-            return Some(samples);
+/// Scrapes (in OpenMetrics) until the exposition has every line of `lines`,
+/// bounded (records reach the sinks just after their responses); then
+/// parses it. The polling reads text only: a parser's process per poll
+/// would make it too slow to catch a request while it is held.
+async fn scrape_until(admin: SocketAddr, lines: &[String]) -> Option<Vec<Sample>> {
+    for _ in 0..1000 {
+        let text = scrape(admin, true).await.text();
+        if lines.iter().all(|line| text.lines().any(|l| l == line)) {
+            return parse(&text, true);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the metrics never reached the expected state");
+    panic!("the metrics never had the lines {lines:?}");
 }
 
 fn sum(samples: &[Sample], name: &str) -> f64 {
@@ -247,7 +251,7 @@ async fn metrics_count_requests_fuel_admission_and_the_ledger() {
     assert_eq!(server.get("/nowhere").await.status, StatusCode::NOT_FOUND);
 
     // `wait`: one request takes the slot, one the queue place; a third is
-    // refused at once (queue full), the queued one after 1 s (timeout).
+    // refused at once (queue full), the queued one after 2 s (timeout).
     let addr = server.addr;
     let get_wait = move || {
         tokio::spawn(async move {
@@ -258,16 +262,12 @@ async fn metrics_count_requests_fuel_admission_and_the_ledger() {
     };
     let wait = [("app", "shop"), ("function", "wait")];
     let held = get_wait();
-    scrape_until(admin, |s| {
-        value(
-            s,
-            "gust_instances",
-            &[wait[0], wait[1], ("state", "active")],
-        ) == 1.0
-    })
-    .await;
+    let line = |name: &str, labels: &str, value: f64| format!("{name}{{{labels}}} {value}");
+    let wait_labels = r#"app="shop",function="wait""#;
+    let active = format!(r#"{wait_labels},state="active""#);
+    scrape_until(admin, &[line("gust_instances", &active, 1.0)]).await;
     let queued = get_wait();
-    scrape_until(admin, |s| value(s, "gust_admission_queued", &wait) == 1.0).await;
+    scrape_until(admin, &[line("gust_admission_queued", wait_labels, 1.0)]).await;
     let refused = server.get("/wait").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -291,14 +291,24 @@ async fn metrics_count_requests_fuel_admission_and_the_ledger() {
     .unwrap();
 
     let total = records.len() as f64;
-    let samples = scrape_until(admin, |s| {
-        sum(s, "gust_requests_total") == total
-            && value(s, "gust_ledger_records_written_total", &[]) == total
-    })
-    .await
-    .expect("parsed before");
+    // Every record counted: by the ledger, and by the metrics' own sink.
+    let mut lines = vec![format!("gust_ledger_records_written_total {total}")];
+    for function in ["hello", "trap", "work", "wait"] {
+        let n = records
+            .iter()
+            .filter(|r| r.function.as_str() == function)
+            .count();
+        let labels = format!(r#"app="shop",function="{function}""#);
+        lines.push(line(
+            "gust_request_duration_seconds_count",
+            &labels,
+            n as f64,
+        ));
+    }
+    let samples = scrape_until(admin, &lines).await.expect("parsed before");
 
-    // Requests by status and outcome.
+    // Requests by status and outcome: one per record.
+    assert_eq!(sum(&samples, "gust_requests_total"), total);
     let pair = |status: &str, outcome: &str| (status.to_owned(), outcome.to_owned());
     assert_eq!(
         requests(&samples, "hello"),
@@ -355,8 +365,8 @@ async fn metrics_count_requests_fuel_admission_and_the_ledger() {
         );
         assert_eq!(value(&samples, "gust_function_resident", &labels), 1.0);
     }
-    // The timeout took at least its 3 s deadline.
-    assert!(value(&samples, "gust_request_duration_seconds_sum", &wait) >= 3.0);
+    // The timeout took at least its 4 s deadline.
+    assert!(value(&samples, "gust_request_duration_seconds_sum", &wait) >= 4.0);
     assert!(
         value(
             &samples,
@@ -440,4 +450,65 @@ async fn metrics_count_requests_fuel_admission_and_the_ledger() {
 
     let _ = stop.send(());
     admin_task.await.unwrap();
+}
+
+/// A node's `/metrics`: its deploys, failures and rollbacks per app, and
+/// the invocations of every version it loaded (deployed or rolled back
+/// to), counted through its load hook.
+#[tokio::test]
+async fn a_node_counts_deploys_rollbacks_and_every_loaded_version() {
+    let node = TestNode::start().await;
+    let host = "[\"shop.example.com\"]";
+    for bundle in [hello_bundle(host), echo_bundle(host)] {
+        assert!(node.deploy("shop", bundle).await.status.is_success());
+    }
+    let refused = node.deploy("shop", b"not a bundle".to_vec()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let operator = node.operator.clone();
+    let back = node
+        .admin(Method::POST, "/v1/apps/shop/rollback", Some(&operator), "")
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.text());
+    for _ in 0..2 {
+        let reply = node.get("shop.example.com", "/hello").await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+
+    let admin = node.node.admin_addr();
+    let hello = [("app", "shop"), ("function", "hello")];
+    let count = r#"gust_request_duration_seconds_count{app="shop",function="hello"} 2"#;
+    let Some(samples) = scrape_until(admin, &[count.to_owned()]).await else {
+        return;
+    };
+    let shop = [("app", "shop")];
+    let deploys = |result| {
+        value(
+            &samples,
+            "gust_deploys_total",
+            &[shop[0], ("result", result)],
+        )
+    };
+    assert_eq!((deploys("ok"), deploys("failed")), (2.0, 1.0));
+    assert_eq!(value(&samples, "gust_rollbacks_total", &shop), 1.0);
+    assert_eq!(
+        requests(&samples, "hello"),
+        BTreeMap::from([(("200".into(), "ok".into()), 2.0)])
+    );
+    // The echo version was never invoked; its series stays, at zero.
+    let echo = [("app", "shop"), ("function", "echo")];
+    assert_eq!(
+        value(&samples, "gust_request_duration_seconds_count", &echo),
+        0.0
+    );
+    // Two components compiled on a cold cache, the rolled-back one taken
+    // from it.
+    assert_eq!(
+        value(&samples, "gust_compile_cache_compiled_total", &shop),
+        2.0
+    );
+    assert_eq!(value(&samples, "gust_compile_cache_hits_total", &shop), 1.0);
+    // Only the version serving is scraped live.
+    assert_eq!(find(&samples, "gust_instances", &echo).len(), 0);
+    assert_eq!(find(&samples, "gust_instances", &hello).len(), 2);
+    node.stop().await;
 }

@@ -16,6 +16,7 @@ use gust_runtime::logs::LogBook;
 use gust_runtime::manifest::{AppSpec, Config, LedgerLocation, Manifest, RuntimeSpec};
 use gust_runtime::node::{Node, NodeOptions};
 use gust_runtime::server::Server;
+use gust_runtime::telemetry::metrics::Metrics;
 
 /// gust: a WebAssembly function runtime.
 #[derive(Debug, Parser)]
@@ -533,8 +534,11 @@ fn serve(
             ),
             None => {}
         }
+        // A node's metrics, for the versions `--watch` loads.
+        let metrics = Arc::new(std::sync::OnceLock::new());
         let watcher = watched.zip(app_id).map(|(watched, app_id)| {
-            let (path, loader) = reloader(watched, engine.clone(), ledger.clone());
+            let (path, loader) =
+                reloader(watched, engine.clone(), ledger.clone(), metrics.clone());
             tokio::spawn(gust_runtime::dev::watch::watch(
                 path,
                 apps.clone(),
@@ -560,6 +564,7 @@ fn serve(
                     shutdown_grace: grace,
                 };
                 let node = Node::start(deployer, options).await?;
+                let _ = metrics.set(node.metrics().clone());
                 tracing::info!(routes = ?routes, "routes");
                 tracing::info!("serving on http://{}", node.addr());
                 shutdown_signal().await;
@@ -586,11 +591,12 @@ fn serve(
 }
 
 /// The manifest `serve --watch` watches, and how it loads a new version:
-/// as at start, with the same overrides, engine and ledger.
+/// as at start, with the same overrides, engine, ledger and metrics.
 fn reloader(
     watched: Watched,
     engine: GustEngine,
     ledger: Option<Arc<Ledger>>,
+    metrics: Arc<std::sync::OnceLock<Metrics>>,
 ) -> (PathBuf, gust_runtime::dev::watch::Loader) {
     let path = watched.manifest.clone();
     let loader = Box::new(move || {
@@ -599,6 +605,9 @@ fn reloader(
         let mut app = App::load_with(&engine, spec.app, &spec.runtime)?;
         if let Some(ledger) = &ledger {
             app = app.on_invocation(ledger.sink())?;
+        }
+        if let Some(metrics) = metrics.get() {
+            app = metrics.attach(app)?;
         }
         Ok(app)
     });
