@@ -319,3 +319,40 @@ function = "echo"
         "{echoed}"
     );
 }
+
+#[test]
+fn a_collector_that_is_down_costs_clients_nothing_and_the_log_one_line() {
+    // A port nothing listens on.
+    let collector = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("gust.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "name = \"untraced\"\n[telemetry]\notlp_endpoint = \"http://{collector}\"\n\
+             [functions.hello]\ncomponent = \"{}\"\n[[routes]]\npath = \"/hello\"\nfunction = \"hello\"\n",
+            gust_runtime::examples::HELLO_PATH
+        ),
+    )
+    .unwrap();
+    let gust = Serving::start(&[manifest.to_str().unwrap()]);
+    for _ in 0..3 {
+        let (status, _) = send(
+            gust.addr,
+            "GET",
+            "/hello",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        );
+        assert_eq!(status, 200);
+    }
+    let (clean, log) = gust.terminate();
+    assert!(clean, "{log:#?}");
+    let failures = log
+        .iter()
+        .filter(|line| line.contains("exporting traces failed"))
+        .count();
+    assert_eq!(failures, 1, "{log:#?}");
+}

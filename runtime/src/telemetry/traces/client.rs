@@ -5,6 +5,7 @@
 //! The SDK exports from a thread of its own, outside tokio: each request
 //! is spawned on the serving runtime and awaited from there.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,11 +24,29 @@ const MAX_RESPONSE: usize = 64 * 1024;
 #[derive(Debug)]
 pub(super) struct Client {
     runtime: tokio::runtime::Handle,
+    /// The last export failed: the next failure is not logged again,
+    /// the next success is (a collector that is down costs one line).
+    failing: AtomicBool,
 }
 
 impl Client {
     pub(super) fn new(runtime: tokio::runtime::Handle) -> Client {
-        Client { runtime }
+        Client {
+            runtime,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Logs when exports start or stop failing.
+    fn note(&self, uri: &http::Uri, problem: Option<String>) {
+        let was_failing = self.failing.swap(problem.is_some(), Ordering::Relaxed);
+        match problem {
+            Some(problem) if !was_failing => {
+                tracing::warn!(%uri, %problem, "exporting traces failed (logged again once it works)");
+            }
+            None if was_failing => tracing::info!(%uri, "exporting traces works again"),
+            _ => {}
+        }
     }
 }
 
@@ -37,14 +56,24 @@ impl HttpClient for Client {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, HttpError> {
+        let uri = request.uri().clone();
         // The timer is made on the runtime too: this thread has none.
         let sent = self
             .runtime
             .spawn(async move { tokio::time::timeout(TIMEOUT, send(request)).await });
-        match sent.await? {
+        let result = match sent.await? {
             Ok(result) => result,
             Err(_) => Err(format!("no answer within {TIMEOUT:?}").into()),
-        }
+        };
+        self.note(
+            &uri,
+            match &result {
+                Ok(response) if response.status().is_success() => None,
+                Ok(response) => Some(format!("status {}", response.status())),
+                Err(e) => Some(e.to_string()),
+            },
+        );
+        result
     }
 }
 
