@@ -9,17 +9,21 @@
 //!   `http.response.status_code` (and `gust.parent_request_id` for an
 //!   in-process call) when its usage record is complete, which is when the
 //!   span ends: after the response body has been sent. Its parent is the
-//!   request's W3C `traceparent`, when it has one.
+//!   request's W3C `traceparent`, when it has one; the guest is handed the
+//!   invocation's own `traceparent` in its place.
 //! - The guest runs with the invocation's span as the current context
-//!   ([`in_context`]): each capability call is a child span
-//!   ([`capability`]: `kv.get`, `blob.read`, `config.get`, ...).
+//!   (`in_context`): each capability call is a child span (`capability`:
+//!   `kv.get`, `blob.read`, `config.get`, ...).
 //! - Each outbound request the guest sends is a child span of kind client
-//!   ([`outbound`]) whose `traceparent` the request carries; an in-process
+//!   (`outbound`) whose `traceparent` the request carries; an in-process
 //!   call (`http://NAME.gust.internal`) carries it too, so the callee's
 //!   invocation span is a child of the caller's outbound span.
 //!
 //! Spans are batched and exported from the SDK's own thread; the HTTP
-//! requests run on the server's tokio runtime (`client`). Off, every hook
+//! requests run on the server's tokio runtime (`client`). The SDK's
+//! standard variables apply: `OTEL_BSP_SCHEDULE_DELAY` (5000 ms by
+//! default) and the batch sizes, `OTEL_TRACES_SAMPLER` (the parent's
+//! decision, else always), `OTEL_EXPORTER_OTLP_HEADERS`. Off, every hook
 //! costs one check of a `OnceLock` that was never set.
 
 #[cfg(feature = "otlp")]
