@@ -538,7 +538,7 @@ fn serve(
         let metrics = Arc::new(std::sync::OnceLock::new());
         let watcher = watched.zip(app_id).map(|(watched, app_id)| {
             let (path, loader) =
-                reloader(watched, engine.clone(), ledger.clone(), metrics.clone());
+                reloader(watched, engine.clone(), ledger.clone(), metrics.clone(), logs.clone());
             tokio::spawn(gust_runtime::dev::watch::watch(
                 path,
                 apps.clone(),
@@ -591,17 +591,20 @@ fn serve(
 }
 
 /// The manifest `serve --watch` watches, and how it loads a new version:
-/// as at start, with the same overrides, engine, ledger and metrics.
+/// as at start, with the same overrides, engine, ledger, metrics and
+/// (on a node) log book.
 fn reloader(
     watched: Watched,
     engine: GustEngine,
     ledger: Option<Arc<Ledger>>,
     metrics: Arc<std::sync::OnceLock<Metrics>>,
+    logs: Option<LogBook>,
 ) -> (PathBuf, gust_runtime::dev::watch::Loader) {
     let path = watched.manifest.clone();
     let loader = Box::new(move || {
         let mut spec = Manifest::load(&watched.manifest)?;
         watched.overrides.apply(&mut spec);
+        spec.runtime.capabilities.logs = logs.clone();
         let mut app = App::load_with(&engine, spec.app, &spec.runtime)?;
         if let Some(ledger) = &ledger {
             app = app.on_invocation(ledger.sink())?;
