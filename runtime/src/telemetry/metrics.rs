@@ -32,7 +32,8 @@
 //! | `gust_rollbacks_total` | counter | app | rollbacks through the admin API |
 //! | `gust_guest_log_bytes_dropped_total` | counter | | guest stdout/stderr bytes not logged (capture limit or log rate) |
 //!
-//! Counters of the first kind live as long as the [`Metrics`]: they go on
+//! Series of the first kind appear when an app is attached (every
+//! function at zero) and live as long as the [`Metrics`]: they go on
 //! across new versions of an app. The admission counters belong to the
 //! loaded version and start again from zero when it is replaced.
 
@@ -161,5 +162,46 @@ impl Metrics {
     /// text format is what every scraper reads.
     pub fn accepts_openmetrics(accept: Option<&str>) -> bool {
         accept.is_some_and(|accept| accept.contains("application/openmetrics-text"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_only_when_accepted() {
+        let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+        assert!(Metrics::accepts_openmetrics(Some(accept)));
+        assert!(!Metrics::accepts_openmetrics(Some("text/plain")));
+        assert!(!Metrics::accepts_openmetrics(None));
+    }
+
+    #[test]
+    fn without_apps_the_scraped_families_are_described() {
+        let metrics = Metrics::new(Sources::default());
+        let (content_type, text) = metrics.render(true);
+        assert_eq!(content_type, OPENMETRICS_CONTENT_TYPE);
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // Families of the usage records appear with their first series
+        // (an app attached); those read when scraped, always.
+        assert!(!text.contains("gust_requests"), "{text}");
+        for family in [
+            "gust_instances",
+            "gust_admission_refused",
+            "gust_guest_log_bytes_dropped",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {family} ")),
+                "{family}: {text}"
+            );
+        }
+        let (content_type, text) = metrics.render(false);
+        assert_eq!(content_type, PROMETHEUS_CONTENT_TYPE);
+        assert!(
+            text.contains("\ngust_guest_log_bytes_dropped_total "),
+            "{text}"
+        );
+        assert!(!text.contains("# EOF"));
     }
 }
