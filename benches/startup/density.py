@@ -11,13 +11,14 @@ then R times measured:
 - serving: seconds from spawning gust to its first HTTP answer (a probe
   of an unrouted path every 2 ms, so a 404 counts);
 - idle RSS: /proc/PID/status VmRSS 2 s after serving, and where it is
-  (/proc/PID/smaps summed by mapping: heap and anonymous, the gust
-  binary, other files);
+  (/proc/PID/smaps summed by mapping: compiled code and the rest of the
+  artifacts, the instance pool, heap, the gust binary, other files);
 - first request: K functions picked at random (seeded), each asked once
   on a kept-alive connection, so the time is gust's: routing, loading
   the function if it is not resident, instantiating, the guest, the
   response; then the same K again (second request, already resident);
-- RSS after those requests.
+- RSS after those requests;
+- with --all, then every function once (in order), and RSS after.
 
 Prints a table and writes benches/results/density-<stamp>.{csv,json}
 (and density-latest.*).
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import time
 
+NICE = 0
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "..", "results")
 
@@ -75,25 +77,30 @@ def memory(pid):
     by = {"code": 0, "artifact data": 0, "instance pool": 0, "heap": 0,
           "gust binary": 0, "other files": 0}
     exe = os.readlink(f"/proc/{pid}/exe")
-    name = perm = size = None
+    maps = []
     for line in open(f"/proc/{pid}/smaps"):
         head = re.match(r"^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \d+\s*(.*)$", line)
         if head:
-            size = int(head.group(2), 16) - int(head.group(1), 16)
-            perm, name = head.group(3), head.group(4).strip()
-            continue
-        if not line.startswith("Rss:"):
-            continue
-        rss = int(line.split()[1])
+            maps.append([int(head.group(1), 16), int(head.group(2), 16), head.group(3),
+                         head.group(4).strip(), 0])
+        elif line.startswith("Rss:"):
+            maps[-1][4] = int(line.split()[1])
+    # The pool is one reservation of terabytes, split into many mappings
+    # as slots are made accessible: whatever lies between its first and
+    # last huge piece.
+    anon = lambda name: name == "" or name.startswith("[anon")  # noqa: E731
+    huge = [(lo, hi) for lo, hi, _, name, _ in maps if anon(name) and hi - lo >= 1 << 30]
+    pool = (min(lo for lo, _ in huge), max(hi for _, hi in huge)) if huge else (0, 0)
+    for lo, hi, perm, name, rss in maps:
         if name == exe:
             by["gust binary"] += rss
-        elif name == "" or name.startswith("[anon"):
-            if "x" in perm:
+        elif anon(name):
+            if pool[0] <= lo and hi <= pool[1]:
+                by["instance pool"] += rss
+            elif "x" in perm:
                 by["code"] += rss
             elif perm.startswith("r-"):
                 by["artifact data"] += rss
-            elif size >= 1 << 30:
-                by["instance pool"] += rss
             else:
                 by["heap"] += rss
         elif name in ("[heap]", "[stack]"):
@@ -130,7 +137,8 @@ def serve(gust, manifest, log):
     started = time.perf_counter()
     proc = subprocess.Popen(
         [gust, "serve", "--listen", f"127.0.0.1:{port}", "--no-ledger", manifest],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+        preexec_fn=lambda: os.nice(NICE) if NICE else None)
     deadline = started + 3600
     while probe(port) is None:
         if proc.poll() is not None:
@@ -155,7 +163,7 @@ def functions_in(manifest):
     return len(re.findall(r"^\[functions\.", open(manifest).read(), re.M))
 
 
-def measure(gust, app_dir, k, run, rng):
+def measure(gust, app_dir, k, run, rng, touch_all):
     manifest = os.path.join(app_dir, "gust.toml")
     n = functions_in(manifest)
     with open(os.path.join(app_dir, f"density-run{run}.log"), "w") as log:
@@ -167,9 +175,15 @@ def measure(gust, app_dir, k, run, rng):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             first = [timed_get(conn, f"/f/{i}") for i in picks]
             second = [timed_get(conn, f"/f/{i}") for i in picks]
-            conn.close()
             time.sleep(0.5)
             after = memory(proc.pid)
+            every = None
+            if touch_all:
+                every = [timed_get(conn, f"/f/{i}") for i in range(n)]
+                time.sleep(0.5)
+                every = {"p50_ms": statistics.median(every), "max_ms": max(every),
+                         "memory": memory(proc.pid)}
+            conn.close()
         finally:
             stop(proc)
     loaded = re.findall(r"app loaded.*", open(log.name).read())
@@ -181,6 +195,7 @@ def measure(gust, app_dir, k, run, rng):
         "first_ms": first,
         "second_ms": second,
         "after": after,
+        "all": every,
         "picked": picks,
         "load_log": loaded[-1] if loaded else "",
     }
@@ -199,8 +214,17 @@ def main():
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument("--all", action="store_true",
+                        help="then ask every function once, and measure RSS after")
     parser.add_argument("dirs", nargs="+")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run gust and this client at this niceness (negative: ahead of "
+                             "other work on the machine; needs root)")
     args = parser.parse_args()
+    global NICE
+    NICE = args.nice
+    if NICE:
+        os.nice(NICE)
     rng = random.Random(args.seed)
     rows = []
     for app_dir in args.dirs:
@@ -212,10 +236,17 @@ def main():
             stop(proc)
         print(f"  warm-up served after {warm:.2f} s", file=sys.stderr)
         for run in range(args.runs):
-            r = measure(args.gust, app_dir, args.requests, run, rng)
+            r = measure(args.gust, app_dir, args.requests, run, rng, args.all)
             r["label"] = args.label
             r["warmup_serving_s"] = warm
             rows.append(r)
+            if r["all"]:
+                m = r["all"]["memory"]
+                print(f"  every function asked once: p50 {r['all']['p50_ms']:.2f} ms, max "
+                      f"{r['all']['max_ms']:.2f} ms; RSS {m['rss_mib']:.0f} MiB (code+data "
+                      f"{m['rss_code_mib'] + m['rss_artifact data_mib']:.0f}, pool "
+                      f"{m['rss_instance pool_mib']:.0f}, heap {m['rss_heap_mib']:.0f})",
+                      file=sys.stderr)
             print(f"  run {run}: serving {r['serving_s']:.2f} s, idle RSS "
                   f"{r['idle']['rss_mib']:.0f} MiB, first request max "
                   f"{max(r['first_ms']):.2f} ms", file=sys.stderr)
