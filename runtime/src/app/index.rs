@@ -199,7 +199,10 @@ fn write(file: &Path, entries: &HashMap<PathBuf, Entry>) -> std::io::Result<()> 
             s.ctime
         ));
     }
-    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    // Unique per write: two loads of one process may save at once.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = file.with_extension(format!("tmp.{}.{seq}", std::process::id()));
     let result = (|| {
         let mut out = std::fs::File::create(&tmp)?;
         out.write_all(text.as_bytes())?;
