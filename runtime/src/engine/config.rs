@@ -188,10 +188,10 @@ impl EngineConfig {
     /// When apps loaded on this engine make their functions resident (see
     /// `App::load`). Default: [`LoadMode::Auto`] with `eager_up_to` 100:
     /// an app of up to 100 functions has every one pre-instantiated before
-    /// it serves (~0.55 MB each for a Rust hello, none of its requests
+    /// it serves (~0.65 MB each for a Rust hello, none of its requests
     /// waits for a load); a larger one loads each function on its first
-    /// request (~1-2 ms more for that request, from the compile cache), so
-    /// that idle functions cost ~2 KB instead (benches README, section 18).
+    /// request (~2 ms more for that request, from the compile cache), so
+    /// that idle functions cost ~4 KB instead (benches README, section 18).
     /// A node holding many tenants' small apps should choose
     /// [`LoadMode::Lazy`]: the choice is per app, not per node.
     ///
