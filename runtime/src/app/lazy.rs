@@ -1,9 +1,9 @@
 //! Functions loaded on their first request, for apps with many functions.
 //!
 //! A resident function holds its deserialized component (the compiled code,
-//! copied into memory of its own) and its pre-instantiation: about half a
-//! megabyte for a Rust hello, so 10,000 functions would hold 5 GB though
-//! most of them are idle. A lazy load checks everything an eager one does
+//! copied into memory of its own) and its pre-instantiation: about 0.65 MB
+//! for a Rust hello, so 10,000 functions held 6.4 GiB though most of them
+//! were idle. A lazy load checks everything an eager one does
 //! before the app takes traffic (each component is compiled into the cache,
 //! or found there, and linked and type-checked as a `wasi:http` handler)
 //! but keeps nothing of it: the function's first request deserializes the
