@@ -515,3 +515,49 @@ build = { command = "make", wach = ["*.c"] }
 "#
     ));
 }
+
+#[test]
+fn hosts_and_operator_settings() {
+    let config = check(
+        "name = \"shop\"\nhosts = [\"Shop.Example.com\", \"*.shop.example.com\"]\n\
+         [admin]\nlisten = \"127.0.0.1:9\"\nstate_dir = \"state\"\nlog_lines = 50\n\
+         [telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/\"\n\
+         [functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n",
+    )
+    .unwrap();
+    let hosts: Vec<&str> = config.app.hosts.iter().map(HostPattern::as_str).collect();
+    assert_eq!(hosts, ["shop.example.com", "*.shop.example.com"]);
+    let admin = &config.runtime.admin;
+    assert_eq!(admin.log_lines, 50);
+    assert!(admin.state_dir.ends_with("state") && admin.tokens.ends_with("state/tokens"));
+    assert_eq!(
+        config.runtime.telemetry.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4318")
+    );
+    // No hosts: the default app, `*`.
+    let config = check("[functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n").unwrap();
+    assert_eq!(config.app.hosts, [HostPattern::any()]);
+}
+
+#[test]
+fn invalid_hosts_and_operator_settings() {
+    insta::assert_snapshot!(error(
+        "hosts = [\"shop.example.com\", \"SHOP.example.com\"]\n\
+         [admin]\nlog_lines = 0\n[telemetry]\notlp_endpoint = \"ftp://x\"\nservice_name = \" \"\n\
+         [functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n"
+    ));
+    insta::assert_snapshot!(error("hosts = [\"a.*.com\"]\n"));
+}
+
+#[test]
+fn a_bundle_may_set_only_the_tenants_sections() {
+    let dir = fixture_dir();
+    let text = "name = \"shop\"\n[server]\nlisten = \"0.0.0.0:80\"\n[data]\ndir = \"/\"\n\
+                [functions.hello]\ncomponent = \"hello.wasm\"\n[functions.users]\ncomponent = \"nope.wasm\"\n\
+                [[routes]]\npath = \"/\"\nfunction = \"hello\"\n";
+    let error = Manifest::validate_bundle(text, dir.path(), "bundle", &RuntimeSpec::default())
+        .unwrap_err()
+        .to_string()
+        .replace(&dir.path().display().to_string(), "<dir>");
+    insta::assert_snapshot!(error);
+}

@@ -285,7 +285,8 @@ fn open_container(
 impl ContainerState {
     /// The size and creation time of object `name`, if it exists.
     async fn stat(&self, name: &str) -> Result<Option<(u64, u64)>, String> {
-        let _span = crate::telemetry::traces::capability("blob.stat", "gust.blob.container", &self.name);
+        let _span =
+            crate::telemetry::traces::capability("blob.stat", "gust.blob.container", &self.name);
         match &self.backend {
             Backend::Fs(fs) => {
                 let fs = fs.clone();
@@ -311,7 +312,8 @@ impl ContainerState {
 
     /// Puts a finished spool into place as `name`.
     async fn commit(&self, spool: Option<stream::Spool>, name: &str) -> Result<u64, String> {
-        let _span = crate::telemetry::traces::capability("blob.write", "gust.blob.container", &self.name);
+        let _span =
+            crate::telemetry::traces::capability("blob.write", "gust.blob.container", &self.name);
         match &self.backend {
             Backend::Fs(fs) => {
                 let fs = fs.clone();
@@ -324,7 +326,8 @@ impl ContainerState {
     }
 
     async fn delete(&self, name: &str) -> Result<(), String> {
-        let _span = crate::telemetry::traces::capability("blob.delete", "gust.blob.container", &self.name);
+        let _span =
+            crate::telemetry::traces::capability("blob.delete", "gust.blob.container", &self.name);
         match &self.backend {
             Backend::Fs(fs) => {
                 let fs = fs.clone();
@@ -337,7 +340,8 @@ impl ContainerState {
     }
 
     async fn clear(&self) -> Result<(), String> {
-        let _span = crate::telemetry::traces::capability("blob.clear", "gust.blob.container", &self.name);
+        let _span =
+            crate::telemetry::traces::capability("blob.clear", "gust.blob.container", &self.name);
         match &self.backend {
             Backend::Fs(fs) => {
                 let fs = fs.clone();
@@ -350,7 +354,8 @@ impl ContainerState {
 
     /// Opens bytes `start..=end` of `name` (clamped to the object).
     async fn read(&self, name: &str, start: u64, end: u64) -> Result<IncomingValue, String> {
-        let _span = crate::telemetry::traces::capability("blob.read", "gust.blob.container", &self.name);
+        let _span =
+            crate::telemetry::traces::capability("blob.read", "gust.blob.container", &self.name);
         if end < start {
             return Err("the range ends before it starts".into());
         }
@@ -391,7 +396,8 @@ impl ContainerState {
     /// Copies object `name` into a spool in `into` (the destination's
     /// directory or the staging one).
     async fn spool_copy(&self, name: &str, into: Arc<Dir>) -> Result<stream::Spool, String> {
-        let _span = crate::telemetry::traces::capability("blob.copy", "gust.blob.container", &self.name);
+        let _span =
+            crate::telemetry::traces::capability("blob.copy", "gust.blob.container", &self.name);
         match &self.backend {
             Backend::Fs(fs) => {
                 let fs = fs.clone();

@@ -36,9 +36,9 @@ use anyhow::Context as _;
 use wasmtime::component::Linker;
 
 use super::Capability;
-use crate::telemetry::traces;
 use crate::host::HostState;
 use crate::manifest::{AppSpec, CapabilitySettings, FunctionId, KeyValueLimits, StoreBackend};
+use crate::telemetry::traces;
 
 /// Keys a `list-keys` call returns at most; the rest come with the cursor.
 pub(crate) const LIST_PAGE: usize = 1000;

@@ -31,9 +31,9 @@ use std::sync::{Arc, OnceLock};
 use wasmtime_wasi_http::{Error, WasiBody, WasiHttpHooks};
 
 use super::Capability;
-use crate::telemetry::traces;
 use crate::app::WeakApp;
 use crate::manifest::{AppSpec, CapabilitySettings, FunctionId, Limits};
+use crate::telemetry::traces;
 use allow::{AllowEntry, Host};
 
 /// How deep in-process calls may nest: a request from a client runs at
