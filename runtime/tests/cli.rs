@@ -348,29 +348,12 @@ function = "post-return"
     );
     assert!(log.contains("dropped=0"), "records were dropped:\n{log}");
 
-    let out = Command::new(GUST)
-        .args(["usage", "--format", "json", "--ledger"])
-        .arg(&ledger)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let usage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let requests = |function: &str| {
-        usage
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|row| row["function"] == function)
-            .map_or(0, |row| row["requests"].as_u64().unwrap())
-    };
+    let usage = support::usage_rows(&ledger);
+    let requests = |function: &str| support::requests_of(&usage, function);
     assert_eq!(
         (requests("spin"), requests("post-return")),
         (4, 1),
-        "every admitted request has a record: {usage}\n{log}"
+        "every admitted request has a record: {usage:?}\n{log}"
     );
     drop(open);
 }

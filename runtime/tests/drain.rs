@@ -180,23 +180,7 @@ fn sigterm_under_load_drains_and_records_every_request() {
     assert!(not_sent <= CLIENTS as u64);
 
     // Every answered request, and nothing else, is in the ledger.
-    let out = Command::new(GUST)
-        .args(["usage", "--format", "json", "--ledger"])
-        .arg(&ledger)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let usage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let recorded: u64 = usage
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|row| row["function"] == "work")
-        .map(|row| row["requests"].as_u64().unwrap())
-        .sum();
-    assert_eq!(recorded, answered, "{usage}\n{log}");
+    let usage = support::usage_rows(&ledger);
+    let recorded = support::requests_of(&usage, "work");
+    assert_eq!(recorded, answered, "{usage:?}\n{log}");
 }

@@ -11,78 +11,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gust_runtime::app::WeakApp;
-use gust_runtime::cache::CacheLocation;
-use gust_runtime::deploy::Deployer;
-use gust_runtime::deploy::tokens::{self, Scope};
-use gust_runtime::manifest::{AdminSettings, FunctionId};
-use gust_runtime::node::{Node, NodeOptions};
-use gust_runtime::{Apps, RuntimeSpec};
-use http::{Request, StatusCode};
+use gust_runtime::manifest::FunctionId;
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 
-use crate::support::{cache_dir, client, engine, examples};
+use crate::deploy::{TestNode, echo_bundle, hello_bundle};
+use crate::support::client;
 
 const HOST: &str = "swap.example.com";
 const SWAPS: usize = 100;
 const CLIENTS: usize = 4;
 
-/// A node on ephemeral loopback ports with its state in `dir`, and an
-/// operator token.
-async fn node(dir: &std::path::Path) -> (Node, String) {
-    let mut runtime = RuntimeSpec::default();
-    runtime.server.listen = "127.0.0.1:0".parse().unwrap();
-    runtime.cache = CacheLocation::Dir(cache_dir().to_path_buf());
-    runtime.capabilities.data_dir = Some(dir.join("data"));
-    runtime.admin = AdminSettings::in_dir(dir.join("state"));
-    runtime.admin.listen = Some("127.0.0.1:0".parse().unwrap());
-    let (token, _) = tokens::create(&runtime.admin.tokens, Scope::Operator).unwrap();
-    let deployer = Deployer::new(engine().clone(), runtime, Apps::new()).unwrap();
-    let node = Node::start(deployer, NodeOptions::default()).await.unwrap();
-    (node, token)
-}
-
-/// A tar bundle: `/x` served by `component` on [`HOST`].
-fn bundle(component: &str) -> Bytes {
-    let manifest = format!(
-        "hosts = [\"{HOST}\"]\n[functions.x]\ncomponent = \"x.wasm\"\n[[routes]]\npath = \"/x\"\nfunction = \"x\"\n"
-    );
-    let wasm = std::fs::read(component).unwrap();
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, bytes) in [("gust.toml", manifest.as_bytes()), ("x.wasm", &wasm[..])] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, bytes).unwrap();
-    }
-    Bytes::from(tar.into_inner().unwrap())
-}
-
-/// Sends an admin request with the token; status and JSON body.
-async fn admin(
-    node: &Node,
-    token: &str,
-    method: http::Method,
-    path: &str,
-    body: Bytes,
-) -> (StatusCode, serde_json::Value) {
-    let (mut sender, _connection) = client::http1(node.admin_addr()).await;
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::HOST, "admin")
-        .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Full::new(body))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    (status, json)
-}
-
-/// Which version answered: 1 (hello) or 2 (echo); anything else is a
-/// failure.
+/// Which version answered `/hello`: 1 (hello) or 2 (echo); anything else
+/// is a failure.
 fn version_of(status: StatusCode, body: &[u8]) -> Option<u8> {
     if status != StatusCode::OK {
         return None;
@@ -91,7 +32,7 @@ fn version_of(status: StatusCode, body: &[u8]) -> Option<u8> {
         return Some(1);
     }
     let json: serde_json::Value = serde_json::from_slice(body).ok()?;
-    (json["path"] == "/x").then_some(2)
+    (json["path"] == "/hello").then_some(2)
 }
 
 #[derive(Default)]
@@ -107,7 +48,7 @@ struct Tally {
 async fn load(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) {
     let (mut sender, _connection) = client::http1(addr).await;
     while !stop.load(Ordering::Relaxed) {
-        let request = Request::get("/x")
+        let request = Request::get("/hello")
             .header(http::header::HOST, HOST)
             .body(Full::new(Bytes::new()))
             .unwrap();
@@ -143,21 +84,14 @@ async fn load(addr: std::net::SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tall
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_deploys_and_a_rollback_under_load_fail_no_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let (node, token) = node(dir.path()).await;
+    let test = TestNode::start().await;
+    let node = &test.node;
     let app = FunctionId::try_from("swap").unwrap();
-    let versions = [bundle(examples::HELLO_PATH), bundle(examples::ECHO_PATH)];
-    let put = |i: usize| {
-        admin(
-            &node,
-            &token,
-            http::Method::PUT,
-            "/v1/apps/swap",
-            versions[i % 2].clone(),
-        )
-    };
-    let (status, first) = put(0).await;
-    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let hosts = format!("[\"{HOST}\"]");
+    let versions = [hello_bundle(&hosts), echo_bundle(&hosts)];
+    let put = |i: usize| test.deploy("swap", versions[i % 2].clone());
+    let first = put(0).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
@@ -169,8 +103,9 @@ async fn a_hundred_deploys_and_a_rollback_under_load_fail_no_request() {
     let mut deploy_ms = Vec::new();
     for i in 1..=SWAPS {
         served.push(node.deployer().apps().get(&app).unwrap().downgrade());
-        let (status, deployed) = put(i).await;
-        assert_eq!(status, StatusCode::OK, "deploy {i}: {deployed}");
+        let reply = put(i).await;
+        assert_eq!(reply.status, StatusCode::OK, "deploy {i}: {}", reply.text());
+        let deployed = reply.json();
         assert_eq!(deployed["version"], i as u64 + 1);
         // Each version compiles at most once: from then on, the cache.
         if i >= 2 {
@@ -182,16 +117,17 @@ async fn a_hundred_deploys_and_a_rollback_under_load_fail_no_request() {
     }
     // The last deploy (an even one) was hello; roll back to echo.
     served.push(node.deployer().apps().get(&app).unwrap().downgrade());
-    let (status, rolled) = admin(
-        &node,
-        &token,
-        http::Method::POST,
-        "/v1/apps/swap/rollback",
-        Bytes::new(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{rolled}");
-    assert_eq!(rolled["version"], SWAPS as u64);
+    let operator = test.operator.clone();
+    let reply = test
+        .admin(
+            Method::POST,
+            "/v1/apps/swap/rollback",
+            Some(&operator),
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.json()["version"], SWAPS as u64);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before_stop = tally.v2.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -219,15 +155,7 @@ async fn a_hundred_deploys_and_a_rollback_under_load_fail_no_request() {
     );
     // After the rollback, echo answers.
     assert!(tally.v2.load(Ordering::Relaxed) > before_stop);
-    let reply = crate::support::send(
-        node.addr(),
-        Request::get("/x")
-            .header(http::header::HOST, HOST)
-            .body(Bytes::new())
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let reply = test.get(HOST, "/hello").await;
     assert_eq!(version_of(reply.status, &reply.body), Some(2));
 
     // Every replaced version is released once its last request is done;
@@ -246,5 +174,5 @@ async fn a_hundred_deploys_and_a_rollback_under_load_fail_no_request() {
     }
     assert_eq!(alive, 0, "replaced versions still alive");
     assert!(current.upgrade().is_some());
-    node.shutdown().await.unwrap();
+    test.stop().await;
 }

@@ -229,16 +229,10 @@ fn bundle(host: &str) -> Bytes {
     let manifest = format!(
         "hosts = [\"{host}\"]\n[functions.x]\ncomponent = \"x.wasm\"\n[[routes]]\npath = \"/x\"\nfunction = \"x\"\n"
     );
-    let wasm = std::fs::read(guests::LOG_LINES_PATH).unwrap();
-    let mut tar = tar::Builder::new(Vec::new());
-    for (name, bytes) in [("gust.toml", manifest.as_bytes()), ("x.wasm", &wasm[..])] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(&mut header, name, bytes).unwrap();
-    }
-    Bytes::from(tar.into_inner().unwrap())
+    Bytes::from(crate::deploy::bundle(
+        &manifest,
+        &[("x.wasm", guests::LOG_LINES_PATH)],
+    ))
 }
 
 /// An admin request with `token` (if any): status and JSON body.

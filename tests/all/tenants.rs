@@ -58,7 +58,7 @@ async fn get_as(server: &TestServer, host: &str, path: &str) -> (StatusCode, Str
 /// Which app answered: the echo guest's `/who/NAME` path names it.
 async fn who(server: &TestServer, host: &str) -> Option<String> {
     let (status, body) = get_as(server, host, "/who/x").await;
-    (status == StatusCode::OK).then(|| body)
+    (status == StatusCode::OK).then_some(body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

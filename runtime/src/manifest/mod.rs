@@ -38,6 +38,7 @@ mod hosts;
 mod model;
 mod node;
 mod runtime;
+mod sections;
 mod spec;
 
 pub use backends::{
@@ -57,6 +58,7 @@ pub use runtime::{
     AdminSettings, EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings,
     TelemetrySettings,
 };
+pub use sections::{OPERATOR_SECTIONS, TENANT_SECTIONS};
 pub use spec::{AppSpec, ComponentSource, Config, FunctionSpec, Limits};
 
 use std::fmt;

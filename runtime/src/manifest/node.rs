@@ -15,23 +15,8 @@
 
 use std::path::Path;
 
-use super::backends::{BackendDecls, capability_settings};
-use super::runtime::{
-    RuntimeSpec, admin_settings, engine_settings, ledger_settings, server_settings,
-    telemetry_settings,
-};
-use super::{Manifest, ManifestError, Problems, resolve};
-use crate::cache::CacheLocation;
-
-/// The sections only an app sets: a node's configuration may not.
-const TENANT_SECTIONS: &[&str] = &[
-    "name",
-    "hosts",
-    "defaults",
-    "functions",
-    "routes",
-    "billing",
-];
+use super::sections::{TENANT_SECTIONS, refuse, runtime_spec};
+use super::{Manifest, ManifestError, Problems, RuntimeSpec};
 
 impl Manifest {
     /// Reads and validates a node's configuration file: the operator's
@@ -48,41 +33,14 @@ impl Manifest {
     /// [`Manifest::load_node`] of `text`, paths resolved against `base`.
     pub fn parse_node(text: &str, base: &Path, origin: &str) -> Result<RuntimeSpec, ManifestError> {
         let mut problems = Problems(Vec::new());
-        if let Ok(table) = text.parse::<toml::Table>() {
-            for key in table.keys() {
-                if TENANT_SECTIONS.contains(&key.as_str()) {
-                    problems.push(
-                        key.clone(),
-                        "app configuration: a node's configuration may not set it (deploy apps with `gust deploy`)",
-                    );
-                }
-            }
-        }
+        refuse(
+            text,
+            TENANT_SECTIONS,
+            "app configuration: a node's configuration may not set it (deploy apps with `gust deploy`)",
+            &mut problems,
+        );
         let m = Manifest::parse(text, origin)?;
-        let runtime = RuntimeSpec {
-            server: server_settings(&m.server, &mut problems),
-            engine: engine_settings(&m.engine, &mut problems),
-            ledger: ledger_settings(&m.ledger, base, &mut problems),
-            admin: admin_settings(&m.admin, base, &mut problems),
-            telemetry: telemetry_settings(&m.telemetry, &mut problems),
-            cache: match (m.cache.enabled, &m.cache.dir) {
-                (Some(false), _) => CacheLocation::Disabled,
-                (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
-                (_, None) => CacheLocation::Default,
-            },
-            capabilities: capability_settings(
-                BackendDecls {
-                    data: &m.data,
-                    stores: &m.key_value_store,
-                    containers: &m.blob_container,
-                    key_value: &m.key_value,
-                    blob: &m.blob,
-                    secrets: &m.secrets,
-                },
-                base,
-                &mut problems,
-            ),
-        };
+        let runtime = runtime_spec(&m, base, &mut problems);
         if problems.0.is_empty() {
             Ok(runtime)
         } else {

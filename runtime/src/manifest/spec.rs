@@ -10,18 +10,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::backends::{BackendDecls, CapabilitySettings, capability_settings};
+use super::backends::CapabilitySettings;
 use super::grants::{Grants, check_grants};
 use super::hosts::HostPattern;
 use super::model::QuotaDecl;
 use super::model::{LimitsDecl, RouteDecl};
-use super::runtime::{
-    EngineSettings, RuntimeSpec, admin_settings, engine_settings, ledger_settings, server_settings,
-    telemetry_settings,
-};
+use super::runtime::{EngineSettings, RuntimeSpec};
+use super::sections::{OPERATOR_SECTIONS, refuse, runtime_spec};
 use super::{FunctionId, Manifest, ManifestError, Problems, resolve};
 use crate::billing::Prices;
-use crate::cache::CacheLocation;
 use crate::router::{RoutePattern, Router};
 
 /// Limits of one invocation, and of how many run at once.
@@ -354,34 +351,7 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
     let mut problems = Problems(Vec::new());
     // The operator's sections, then the tenant's: each validates itself
     // and reports every problem it finds.
-    let server = server_settings(&m.server, &mut problems);
-    let engine = engine_settings(&m.engine, &mut problems);
-    let ledger = ledger_settings(&m.ledger, base, &mut problems);
-    let capabilities = capability_settings(
-        BackendDecls {
-            data: &m.data,
-            stores: &m.key_value_store,
-            containers: &m.blob_container,
-            key_value: &m.key_value,
-            blob: &m.blob,
-            secrets: &m.secrets,
-        },
-        base,
-        &mut problems,
-    );
-    let runtime = RuntimeSpec {
-        server,
-        engine,
-        ledger,
-        admin: admin_settings(&m.admin, base, &mut problems),
-        telemetry: telemetry_settings(&m.telemetry, &mut problems),
-        cache: match (m.cache.enabled, &m.cache.dir) {
-            (Some(false), _) => CacheLocation::Disabled,
-            (_, Some(dir)) => CacheLocation::Dir(resolve(base, dir)),
-            (_, None) => CacheLocation::Default,
-        },
-        capabilities,
-    };
+    let runtime = runtime_spec(&m, base, &mut problems);
     let app = app_spec(m, base, &runtime, &mut problems);
     if problems.0.is_empty() {
         Ok(Config { app, runtime })
@@ -392,22 +362,6 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
         })
     }
 }
-
-/// The sections only the operator sets: a deployed bundle may not.
-const OPERATOR_SECTIONS: &[&str] = &[
-    "server",
-    "engine",
-    "ledger",
-    "admin",
-    "telemetry",
-    "cache",
-    "data",
-    "key_value_store",
-    "blob_container",
-    "key_value",
-    "blob",
-    "secrets",
-];
 
 /// A tenant's `gust.toml` from a deployed bundle, validated against the
 /// node's operator settings `runtime`: only the tenant's sections
@@ -421,16 +375,12 @@ pub fn validate_bundle(
     runtime: &RuntimeSpec,
 ) -> Result<AppSpec, ManifestError> {
     let mut problems = Problems(Vec::new());
-    if let Ok(table) = text.parse::<toml::Table>() {
-        for key in table.keys() {
-            if OPERATOR_SECTIONS.contains(&key.as_str()) {
-                problems.push(
-                    key.clone(),
-                    "operator configuration: a deployed app may not set it (the node's settings apply)",
-                );
-            }
-        }
-    }
+    refuse(
+        text,
+        OPERATOR_SECTIONS,
+        "operator configuration: a deployed app may not set it (the node's settings apply)",
+        &mut problems,
+    );
     let m = Manifest::parse(text, origin)?;
     let app = app_spec(m, base, runtime, &mut problems);
     if problems.0.is_empty() {

@@ -136,3 +136,29 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("no status in {head:?}"));
     (status, body.to_owned())
 }
+
+/// `gust usage --format json` of the ledger file `ledger`: the rows.
+pub fn usage_rows(ledger: &std::path::Path) -> Vec<serde_json::Value> {
+    let out = Command::new(GUST)
+        .args(["usage", "--format", "json", "--ledger"])
+        .arg(ledger)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match serde_json::from_slice(&out.stdout).unwrap() {
+        serde_json::Value::Array(rows) => rows,
+        other => panic!("usage is not a list: {other}"),
+    }
+}
+
+/// The requests of `function` in usage `rows` (0 without a row).
+pub fn requests_of(rows: &[serde_json::Value], function: &str) -> u64 {
+    rows.iter()
+        .filter(|row| row["function"] == function)
+        .map(|row| row["requests"].as_u64().unwrap())
+        .sum()
+}

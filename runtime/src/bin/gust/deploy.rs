@@ -9,24 +9,7 @@ use http::Method;
 
 use crate::client::AdminClient;
 use gust_runtime::deploy::tokens::{self, Scope};
-use gust_runtime::manifest::{FunctionId, Manifest, RuntimeSpec};
-
-/// The sections a deployed bundle may not have (the node's settings
-/// apply): left out when a directory is packed.
-const OPERATOR_SECTIONS: &[&str] = &[
-    "server",
-    "engine",
-    "ledger",
-    "admin",
-    "telemetry",
-    "cache",
-    "data",
-    "key_value_store",
-    "blob_container",
-    "key_value",
-    "blob",
-    "secrets",
-];
+use gust_runtime::manifest::{FunctionId, Manifest, OPERATOR_SECTIONS, RuntimeSpec};
 
 /// Runs `work` on a small runtime of its own.
 fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
