@@ -222,8 +222,20 @@ impl EngineConfig {
             .max_table_elements(settings.max_table_elements)
             .max_wasm_stack(settings.max_wasm_stack)
             .time_slice(settings.time_slice);
-        match settings.max_running {
+        let config = match settings.max_running {
             Some(n) => config.max_running(n),
+            None => config,
+        };
+        use crate::app::LoadMode;
+        use crate::manifest::LoadDecl;
+        let config = match (settings.load, settings.eager_up_to) {
+            (Some(LoadDecl::Eager), _) => config.load_mode(LoadMode::Eager),
+            (Some(LoadDecl::Lazy), _) => config.load_mode(LoadMode::Lazy),
+            (_, Some(eager_up_to)) => config.load_mode(LoadMode::Auto { eager_up_to }),
+            (_, None) => config,
+        };
+        match settings.max_resident_functions {
+            Some(n) => config.max_resident_functions(n),
             None => config,
         }
     }
@@ -380,5 +392,29 @@ mod tests {
             let detail = format!("{error:?}");
             assert!(!detail.contains("backtrace"), "{detail}");
         }
+    }
+
+    #[test]
+    fn load_settings_reach_the_engine_config() {
+        use crate::app::LoadMode;
+        use crate::manifest::{EngineSettings, LoadDecl};
+        let default = EngineConfig::default();
+        let unset = EngineConfig::default().with_settings(&EngineSettings::default());
+        assert_eq!(unset.load_mode, default.load_mode);
+        assert_eq!(unset.max_resident_functions, default.max_resident_functions);
+        let settings = EngineSettings {
+            load: Some(LoadDecl::Lazy),
+            max_resident_functions: Some(7),
+            ..EngineSettings::default()
+        };
+        let lazy = EngineConfig::default().with_settings(&settings);
+        assert_eq!(lazy.load_mode, LoadMode::Lazy);
+        assert_eq!(lazy.max_resident_functions, 7);
+        let settings = EngineSettings {
+            eager_up_to: Some(3),
+            ..EngineSettings::default()
+        };
+        let auto = EngineConfig::default().with_settings(&settings);
+        assert_eq!(auto.load_mode, LoadMode::Auto { eager_up_to: 3 });
     }
 }

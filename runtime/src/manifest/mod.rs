@@ -51,8 +51,8 @@ pub use grants::Grants;
 pub use hosts::{HostMatch, HostPattern, request_host};
 pub(crate) use model::duration;
 pub use model::{
-    AdminDecl, BuildDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, Manifest,
-    MethodName, QuotaDecl, RouteDecl, ServerDecl, TelemetryDecl,
+    AdminDecl, BuildDecl, CacheDecl, FunctionDecl, FunctionId, LedgerDecl, LimitsDecl, LoadDecl,
+    Manifest, MethodName, QuotaDecl, RouteDecl, ServerDecl, TelemetryDecl,
 };
 pub use runtime::{
     AdminSettings, EngineSettings, LedgerLocation, LedgerSettings, RuntimeSpec, ServerSettings,

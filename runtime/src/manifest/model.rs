@@ -110,6 +110,30 @@ pub struct EngineDecl {
     /// `"20ms"`.
     #[serde(default, with = "humantime_serde")]
     pub time_slice: Option<Duration>,
+    /// When functions are made resident: `"auto"`, `"eager"` or `"lazy"`
+    /// (see [`LoadDecl`]).
+    pub load: Option<LoadDecl>,
+    /// With `load = "auto"`: the largest app loaded eagerly, in functions.
+    pub eager_up_to: Option<usize>,
+    /// Lazily loaded functions kept resident at most; past it the least
+    /// recently used is dropped (and loads again on its next request).
+    pub max_resident_functions: Option<usize>,
+}
+
+/// `[engine] load`: when a function's compiled code and pre-instantiation
+/// are made resident. Whichever it is, every component is compiled (into
+/// the cache) and checked before its app serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadDecl {
+    /// Eager for small apps (`eager_up_to` functions), lazy above (the
+    /// default).
+    Auto,
+    /// Every function resident before its app serves.
+    Eager,
+    /// Each function made resident by its first request: thousands of
+    /// mostly idle functions per node.
+    Lazy,
 }
 
 /// `[cache]`.

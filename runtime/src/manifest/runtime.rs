@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::backends::CapabilitySettings;
-use super::model::{AdminDecl, EngineDecl, LedgerDecl, ServerDecl, TelemetryDecl};
+use super::model::{AdminDecl, EngineDecl, LedgerDecl, LoadDecl, ServerDecl, TelemetryDecl};
 use super::{Problems, resolve};
 use crate::cache::CacheLocation;
 
@@ -83,6 +83,15 @@ pub struct EngineSettings {
     /// How long a guest runs before it yields its worker thread to other
     /// requests. Default: 20 ms; from 1 ms to 1 s.
     pub time_slice: Duration,
+    /// When functions are made resident; `None`: the engine's default
+    /// (`EngineConfig::load_mode`).
+    pub load: Option<LoadDecl>,
+    /// With `load = "auto"` (or unset): the largest app loaded eagerly;
+    /// `None`: the engine's default.
+    pub eager_up_to: Option<usize>,
+    /// Lazily loaded functions kept resident at most; `None`: the
+    /// engine's default (`EngineConfig::max_resident_functions`).
+    pub max_resident_functions: Option<usize>,
 }
 
 impl Default for EngineSettings {
@@ -94,6 +103,9 @@ impl Default for EngineSettings {
             max_table_elements: 20_000,
             max_running: None,
             time_slice: Duration::from_millis(20),
+            load: None,
+            eager_up_to: None,
+            max_resident_functions: None,
         }
     }
 }
@@ -226,7 +238,17 @@ pub(super) fn engine_settings(decl: &EngineDecl, problems: &mut Problems) -> Eng
         max_table_elements: decl.max_table_elements.unwrap_or(e.max_table_elements),
         max_running: decl.max_running,
         time_slice: decl.time_slice.unwrap_or(e.time_slice),
+        load: decl.load,
+        eager_up_to: decl.eager_up_to,
+        max_resident_functions: decl.max_resident_functions,
     };
+    if engine.eager_up_to.is_some() && matches!(engine.load, Some(LoadDecl::Eager | LoadDecl::Lazy))
+    {
+        problems.push("engine.eager_up_to", "only with load = \"auto\"");
+    }
+    if engine.max_resident_functions == Some(0) {
+        problems.push("engine.max_resident_functions", "must be greater than 0");
+    }
     if engine.time_slice < Duration::from_millis(1) || engine.time_slice > Duration::from_secs(1) {
         problems.push("engine.time_slice", "must be between 1ms and 1s");
     }

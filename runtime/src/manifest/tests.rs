@@ -522,6 +522,7 @@ fn hosts_and_operator_settings() {
         "name = \"shop\"\nhosts = [\"Shop.Example.com\", \"*.shop.example.com\"]\n\
          [admin]\nlisten = \"127.0.0.1:9\"\nstate_dir = \"state\"\nlog_lines = 50\n\
          [telemetry]\notlp_endpoint = \"http://127.0.0.1:4318/\"\n\
+         [engine]\nload = \"lazy\"\nmax_resident_functions = 200\n\
          [functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n",
     )
     .unwrap();
@@ -534,6 +535,11 @@ fn hosts_and_operator_settings() {
         config.runtime.telemetry.otlp_endpoint.as_deref(),
         Some("http://127.0.0.1:4318")
     );
+    let engine = &config.runtime.engine;
+    assert_eq!(
+        (engine.load, engine.max_resident_functions),
+        (Some(LoadDecl::Lazy), Some(200))
+    );
     // No hosts: the default app, `*`.
     let config = check("[functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n").unwrap();
     assert_eq!(config.app.hosts, [HostPattern::any()]);
@@ -543,7 +549,7 @@ fn hosts_and_operator_settings() {
 fn invalid_hosts_and_operator_settings() {
     insta::assert_snapshot!(error(
         "hosts = [\"shop.example.com\", \"SHOP.example.com\"]\n\
-         [admin]\nlog_lines = 0\n[telemetry]\notlp_endpoint = \"ftp://x\"\nservice_name = \" \"\n\
+         [admin]\nlog_lines = 0\n[engine]\nload = \"eager\"\neager_up_to = 5\nmax_resident_functions = 0\n[telemetry]\notlp_endpoint = \"ftp://x\"\nservice_name = \" \"\n\
          [functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n"
     ));
     insta::assert_snapshot!(error("hosts = [\"a.*.com\"]\n"));
@@ -560,4 +566,9 @@ fn a_bundle_may_set_only_the_tenants_sections() {
         .to_string()
         .replace(&dir.path().display().to_string(), "<dir>");
     insta::assert_snapshot!(error);
+}
+
+#[test]
+fn unknown_load_mode() {
+    insta::assert_snapshot!(error("[engine]\nload = \"sometimes\"\n"));
 }
