@@ -2,7 +2,8 @@
 //! (`[server]`, `[engine]`, `[ledger]`, `[admin]`, `[telemetry]`,
 //! `[cache]`, `[data]`, the capabilities' backends and secrets) and no app:
 //! the apps come through the deploy API. Tenant sections (`name`,
-//! `hosts`, `defaults`, `functions`, `routes`, `billing`) are refused.
+//! `hosts`, `defaults`, `functions`, `routes`) are refused; `[billing]`
+//! here prices every deployed app.
 //!
 //! ```toml
 //! [server]

@@ -156,6 +156,9 @@ impl Default for LedgerSettings {
 /// the same file as the app.
 #[derive(Debug, Clone)]
 pub struct RuntimeSpec {
+    /// Prices of every function (`[billing]`); `None`: the defaults. In a
+    /// node they apply to every deployed app.
+    pub prices: Option<crate::billing::Prices>,
     /// Server settings.
     pub server: ServerSettings,
     /// Engine settings (used by whoever builds the engine: `gust serve`).
@@ -175,6 +178,7 @@ pub struct RuntimeSpec {
 impl Default for RuntimeSpec {
     fn default() -> Self {
         RuntimeSpec {
+            prices: None,
             server: ServerSettings::default(),
             engine: EngineSettings::default(),
             ledger: LedgerSettings::default(),

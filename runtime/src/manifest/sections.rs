@@ -14,8 +14,11 @@ use super::{Manifest, Problems, resolve};
 use crate::cache::CacheLocation;
 
 /// The sections only the operator sets: a deployed bundle may not (`gust
-/// deploy` leaves them out of what it packs).
+/// deploy` leaves them out of what it packs). `[billing]` is among them: in
+/// a node the operator's prices apply to every deployed app (in a one-app
+/// `gust.toml` both sides are one author's).
 pub const OPERATOR_SECTIONS: &[&str] = &[
+    "billing",
     "server",
     "engine",
     "ledger",
@@ -31,14 +34,7 @@ pub const OPERATOR_SECTIONS: &[&str] = &[
 ];
 
 /// The sections only an app sets: a node's configuration may not.
-pub const TENANT_SECTIONS: &[&str] = &[
-    "name",
-    "hosts",
-    "defaults",
-    "functions",
-    "routes",
-    "billing",
-];
+pub const TENANT_SECTIONS: &[&str] = &["name", "hosts", "defaults", "functions", "routes"];
 
 /// A problem for each top-level key of `text` among `sections`, saying
 /// `why`.
@@ -56,6 +52,7 @@ pub(super) fn refuse(text: &str, sections: &[&str], why: &str, problems: &mut Pr
 /// against `base`.
 pub(super) fn runtime_spec(m: &Manifest, base: &Path, problems: &mut Problems) -> RuntimeSpec {
     RuntimeSpec {
+        prices: m.billing.clone(),
         server: server_settings(&m.server, problems),
         engine: engine_settings(&m.engine, problems),
         ledger: ledger_settings(&m.ledger, base, problems),

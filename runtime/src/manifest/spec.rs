@@ -365,9 +365,9 @@ pub(super) fn validate(m: Manifest, base: &Path, origin: &str) -> Result<Config,
 
 /// A tenant's `gust.toml` from a deployed bundle, validated against the
 /// node's operator settings `runtime`: only the tenant's sections
-/// (`name`, `hosts`, `defaults`, `functions`, `routes`, `billing`) are
-/// allowed; component paths resolve against `base`. Every problem is
-/// reported at once.
+/// (`name`, `hosts`, `defaults`, `functions`, `routes`) are allowed, and
+/// no function's own `billing` (the node's prices apply); component paths
+/// resolve against `base`. Every problem is reported at once.
 pub fn validate_bundle(
     text: &str,
     base: &Path,
@@ -382,6 +382,14 @@ pub fn validate_bundle(
         &mut problems,
     );
     let m = Manifest::parse(text, origin)?;
+    for (id, function) in &m.functions {
+        if function.billing.is_some() {
+            problems.push(
+                format!("functions.{id}.billing"),
+                "operator configuration: a deployed app may not set its prices (the node's `[billing]` applies)",
+            );
+        }
+    }
     let app = app_spec(m, base, runtime, &mut problems);
     if problems.0.is_empty() {
         Ok(app)
@@ -404,6 +412,7 @@ fn app_spec(m: Manifest, base: &Path, runtime: &RuntimeSpec, problems: &mut Prob
         &defaults,
         &runtime.engine,
         &runtime.capabilities,
+        &runtime.prices,
         problems,
     );
     // Serving never builds, but a broken `build` table is still an error.
@@ -434,9 +443,10 @@ fn function_specs(
     defaults: &Limits,
     engine: &EngineSettings,
     capabilities: &CapabilitySettings,
+    prices: &Option<Prices>,
     problems: &mut Problems,
 ) -> Vec<FunctionSpec> {
-    let prices = m.billing.clone().unwrap_or_default();
+    let prices = prices.clone().unwrap_or_default();
     let mut functions = Vec::new();
     for (id, decl) in &m.functions {
         let field = format!("functions.{id}");

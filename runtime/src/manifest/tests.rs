@@ -559,7 +559,9 @@ fn invalid_hosts_and_operator_settings() {
 fn a_bundle_may_set_only_the_tenants_sections() {
     let dir = fixture_dir();
     let text = "name = \"shop\"\n[server]\nlisten = \"0.0.0.0:80\"\n[data]\ndir = \"/\"\n\
-                [functions.hello]\ncomponent = \"hello.wasm\"\n[functions.users]\ncomponent = \"nope.wasm\"\n\
+                [billing]\nper_request = 1\n\
+                [functions.hello]\ncomponent = \"hello.wasm\"\nbilling = { per_request = 2 }\n\
+                [functions.users]\ncomponent = \"nope.wasm\"\n\
                 [[routes]]\npath = \"/\"\nfunction = \"hello\"\n";
     let error = Manifest::validate_bundle(text, dir.path(), "bundle", &RuntimeSpec::default())
         .unwrap_err()
@@ -571,4 +573,14 @@ fn a_bundle_may_set_only_the_tenants_sections() {
 #[test]
 fn unknown_load_mode() {
     insta::assert_snapshot!(error("[engine]\nload = \"sometimes\"\n"));
+}
+
+#[test]
+fn a_node_prices_its_deployed_apps() {
+    let dir = fixture_dir();
+    let node =
+        Manifest::parse_node("[billing]\nper_request = 5\n", dir.path(), "node.toml").unwrap();
+    let text = "[functions.hello]\ncomponent = \"hello.wasm\"\n[[routes]]\npath = \"/\"\nfunction = \"hello\"\n";
+    let app = Manifest::validate_bundle(text, dir.path(), "bundle", &node).unwrap();
+    assert_eq!(app.functions[0].prices.per_request, 5);
 }
