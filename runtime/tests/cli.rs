@@ -202,21 +202,7 @@ fn usage_reports_a_known_ledger() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     known_ledger(&path);
-    let usage = |args: &[&str]| {
-        let out = Command::new(GUST)
-            .arg("usage")
-            .arg("--ledger")
-            .arg(&path)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let usage = |args: &[&str]| support::usage(&path, args);
     assert_eq!(
         usage(&["--format", "csv"]),
         "app,function,requests,errors,fuel,host_fuel,memory_gb_seconds,duration_ms,request_bytes,response_bytes,cost_nanos,cost,currency\n\

@@ -123,8 +123,9 @@ fn check_name(name: &str) -> Result<(), &'static str> {
 
 /// The host of an authority (`Host` header or `:authority`), lowercased,
 /// without its port or IPv6 brackets' port; `None` if it is not a host name
-/// gust could route on.
-pub fn request_host(authority: &str) -> Option<String> {
+/// gust could route on. Borrowed unless it had to be lowercased: this runs
+/// on every request.
+pub fn request_host(authority: &str) -> Option<std::borrow::Cow<'_, str>> {
     let authority = authority.trim();
     let host = if let Some(rest) = authority.strip_prefix('[') {
         // `[::1]:8080`: IPv6 literals only match `*`, but still route.
@@ -140,7 +141,11 @@ pub fn request_host(authority: &str) -> Option<String> {
     if host.is_empty() {
         return None;
     }
-    Some(host.to_ascii_lowercase())
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    })
 }
 
 #[cfg(test)]

@@ -137,11 +137,13 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     (status, body.to_owned())
 }
 
-/// `gust usage --format json` of the ledger file `ledger`: the rows.
-pub fn usage_rows(ledger: &std::path::Path) -> Vec<serde_json::Value> {
+/// `gust usage --ledger LEDGER ARGS`: its output (it must succeed).
+pub fn usage(ledger: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new(GUST)
-        .args(["usage", "--format", "json", "--ledger"])
+        .arg("usage")
+        .arg("--ledger")
         .arg(ledger)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -149,7 +151,12 @@ pub fn usage_rows(ledger: &std::path::Path) -> Vec<serde_json::Value> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    match serde_json::from_slice(&out.stdout).unwrap() {
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `gust usage --format json` of the ledger file `ledger`: the rows.
+pub fn usage_rows(ledger: &std::path::Path) -> Vec<serde_json::Value> {
+    match serde_json::from_str(&usage(ledger, &["--format", "json"])).unwrap() {
         serde_json::Value::Array(rows) => rows,
         other => panic!("usage is not a list: {other}"),
     }
